@@ -1,0 +1,152 @@
+"""The `companion` command: chat, demo, roster and invites, database upgrades (SPEC §8)."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from core import db
+from core.config import Settings
+from core.engine import Engine, utc_now
+from core.store import Store
+
+
+class App:
+    """What every subcommand needs: settings, and the database brought up to date."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.engine = db.make_engine(settings.database_url)
+        db.upgrade(self.engine)
+
+    def conversation_engine(self) -> Engine:
+        return Engine(Store(self.engine), self.settings)
+
+
+@click.group()
+@click.option("--database-url", envvar="COMPANION_DATABASE_URL", default=None,
+              help="SQLAlchemy URL; default: sqlite:///companion.db in the current folder.")
+@click.pass_context
+def main(ctx: click.Context, database_url: str | None) -> None:
+    """Learning Companion: weekly goals, reflection and genius hour, in the chat apps students use."""
+    overrides = {"COMPANION_DATABASE_URL": database_url} if database_url else {}
+    ctx.obj = Settings(**overrides)
+
+
+def app(ctx: click.Context) -> App:
+    return App(ctx.obj)
+
+
+@main.group("db")
+def db_group() -> None:
+    """Database schema."""
+
+
+@db_group.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Run the migrations up to the newest schema."""
+    app(ctx.parent)
+    click.echo("database is up to date")
+
+
+@main.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where to write the demo OneRoster CSV files (default: a temporary folder).")
+@click.pass_context
+def demo(ctx: click.Context, directory: Path | None) -> None:
+    """Build a demo school through the real OneRoster import, and print its invite codes."""
+    build_demo_school(app(ctx), directory)
+
+
+def build_demo_school(application: App, directory: Path | None) -> list:
+    from core.demo import build_demo
+
+    with tempfile.TemporaryDirectory() as scratch:
+        result = build_demo(application.engine, directory or Path(scratch), utc_now())
+    for line in result["report"].lines():
+        click.echo(line)
+    click.echo("\nInvite codes (a student sends one to start):")
+    for invite in result["invites"]:
+        click.echo(f"  {invite.code}  {invite.given_name} {invite.family_name}")
+    return result["invites"]
+
+
+@main.command()
+@click.option("--user", default="student", show_default=True,
+              help="The console account to chat as; each name is its own chat account.")
+@click.pass_context
+def chat(ctx: click.Context, user: str) -> None:
+    """Chat with the bot in this terminal; reads one message per line when stdin is not a terminal.
+
+    On an empty database a demo school is built first, so this works with nothing set up.
+    """
+    from bot.console import ConsoleChat
+    from core.models import Person
+    from sqlmodel import Session, select
+
+    application = app(ctx)
+    with Session(application.engine) as session:
+        empty = session.exec(select(Person.id).limit(1)).first() is None
+    if empty:
+        invites = build_demo_school(application, None)
+        click.echo(f"\nType an invite code to start, for example {invites[0].code}\n")
+    console = ConsoleChat(application.conversation_engine(), user, click.echo)
+    console.resume()
+    if sys.stdin.isatty():
+        console.run((), prompt=lambda: input("> "))
+    else:
+        console.run(sys.stdin)
+
+
+@main.group()
+def roster() -> None:
+    """The school's roster (OneRoster 1.1 CSV)."""
+
+
+@roster.command("import")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.pass_context
+def roster_import(ctx: click.Context, directory: Path) -> None:
+    """Import orgs.csv, users.csv, classes.csv and enrollments.csv from DIRECTORY; re-import updates."""
+    from core.roster import RosterError, import_roster
+
+    application = app(ctx.parent)
+    try:
+        report = import_roster(application.engine, directory, application.settings.advisory_markers)
+    except RosterError as error:
+        raise click.ClickException(f"{error} — nothing was imported") from error
+    for line in report.lines():
+        click.echo(line)
+
+
+@main.command()
+@click.option("--out", type=click.File("w", encoding="utf-8"), default="-", help="CSV file (default: stdout).")
+@click.option("--bot-username", default=None, help="Telegram bot username, for t.me deep links.")
+@click.pass_context
+def invites(ctx: click.Context, out, bot_username: str | None) -> None:
+    """Export single-use, expiring invite codes for every student not yet linked, as CSV."""
+    from core.invites import issue_invites, write_invites_csv
+
+    application = app(ctx)
+    rows = issue_invites(application.engine, utc_now(), application.settings.invite_valid_days)
+    write_invites_csv(rows, out, bot_username=bot_username)
+
+
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "text"]), default="mermaid", show_default=True)
+def flows(fmt: str) -> None:
+    """Print a diagram of every conversation flow, generated from its state table."""
+    from core.diagram import mermaid, outline
+    from core.flows import FLOWS
+
+    for flow in FLOWS.values():
+        click.echo(mermaid(flow) if fmt == "mermaid" else outline(flow))
+        click.echo()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""Settings from the environment or a `.env` file (SPEC §8)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything a school configures; names follow SPEC §8."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    database_url: str = Field("sqlite:///companion.db", alias="COMPANION_DATABASE_URL")
+    school_timezone: str = Field("America/New_York", alias="COMPANION_SCHOOL_TIMEZONE")
+    default_locale: str = Field("en", alias="COMPANION_DEFAULT_LOCALE")
+    # OneRoster classes whose classType or title matches one of these are advisory groups.
+    advisory_class_types: str = Field("homeroom,advisory", alias="COMPANION_ADVISORY_CLASS_TYPES")
+    invite_valid_days: int = Field(30, alias="COMPANION_INVITE_VALID_DAYS")
+    # Failed invite-code attempts one chat account may make per hour before it must wait.
+    invite_attempts_per_hour: int = Field(5, alias="COMPANION_INVITE_ATTEMPTS_PER_HOUR")
+
+    # Shown at once to a student whose message sounds like a crisis (SPEC §2, safety first).
+    safety_resources: str = Field(
+        "call or text 988 (Suicide & Crisis Lifeline), or call 911 in an emergency.",
+        alias="COMPANION_SAFETY_RESOURCES")
+
+    telegram_bot_token: str | None = Field(None, alias="TELEGRAM_BOT_TOKEN")
+    telegram_api_url: str | None = Field(None, alias="TELEGRAM_API_URL")
+    telegram_webhook_url: str | None = Field(None, alias="TELEGRAM_WEBHOOK_URL")
+    telegram_webhook_secret: str | None = Field(None, alias="TELEGRAM_WEBHOOK_SECRET")
+    slack_bot_token: str | None = Field(None, alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: str | None = Field(None, alias="SLACK_SIGNING_SECRET")
+    slack_api_url: str | None = Field(None, alias="SLACK_API_URL")
+    http_host: str = Field("127.0.0.1", alias="COMPANION_HTTP_HOST")
+    http_port: int = Field(8080, alias="COMPANION_HTTP_PORT")
+
+    @property
+    def advisory_markers(self) -> set[str]:
+        """Lower-cased class types or titles that mark an advisory group."""
+        return {part.strip().lower() for part in self.advisory_class_types.split(",") if part.strip()}

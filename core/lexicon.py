@@ -1,0 +1,77 @@
+"""Words the bot listens for, per locale (`prompts/<locale>/lexicon.toml`): SMART hints and safety."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Iterable
+
+from core import dates
+
+NUMBER = re.compile(r"\d")
+
+
+def _words(items: list[str]) -> re.Pattern:
+    """One pattern matching any of `items` as whole words, case-insensitively."""
+    return re.compile(r"\b(?:" + "|".join(re.escape(item) for item in items) + r")\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """One locale's listening words."""
+
+    measurable: re.Pattern
+    vague: re.Pattern
+    safety: dict[str, list[str]]
+
+    @classmethod
+    def load(cls, path: Path) -> "Lexicon":
+        data = tomllib.loads(path.read_text("utf-8"))
+        return cls(measurable=_words(data["smart"]["measurable"]), vague=_words(data["smart"]["vague"]),
+                   safety=data["safety"])
+
+
+class SafetyWatch:
+    """Crisis, self-harm, abuse and basic-needs words of every locale, checked in every message."""
+
+    def __init__(self, lexicons: Iterable[Lexicon]):
+        words: dict[str, list[str]] = {}
+        for lexicon in lexicons:
+            for category, items in lexicon.safety.items():
+                words.setdefault(category, []).extend(items)
+        self.patterns = {category: _words(items) for category, items in words.items()}
+        self.any = _words([item for items in words.values() for item in items])  # one pass for the usual case
+
+    def concerns(self, text: str) -> list[str]:
+        """The categories `text` touches; err toward escalating."""
+        if not self.any.search(text):
+            return []
+        return sorted(category for category, pattern in self.patterns.items() if pattern.search(text))
+
+
+@dataclass(frozen=True)
+class SmartCheck:
+    """Gentle feedback on a goal: is it specific, measurable, time-bound?"""
+
+    specific: bool
+    measurable: bool
+    due_on: date | None
+
+    @property
+    def time_bound(self) -> bool:
+        return self.due_on is not None
+
+    @property
+    def all_good(self) -> bool:
+        return self.specific and self.measurable and self.time_bound
+
+
+def check_goal(words: Lexicon, text: str, today: date, locale: str) -> SmartCheck:
+    """Gentle SMART feedback on a goal in the student's words."""
+    measurable = bool(NUMBER.search(text) or words.measurable.search(text))
+    specific = len(text.split()) >= 4 and (measurable or not words.vague.search(text))
+    return SmartCheck(specific=specific, measurable=measurable, due_on=dates.find_day(text, today, locale))
+

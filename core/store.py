@@ -1,0 +1,204 @@
+"""The engine's lean data path: plain SQL on one DBAPI connection, one transaction per event.
+
+The ORM is the obvious way to write this and about ten times too slow for the hot path
+(`../shared/bench/README.md`): here each inbound message costs a handful of prepared statements
+and one commit. The statements are written once with `?` placeholders and work on SQLite and
+PostgreSQL alike; the tables are the ones `core/models.py` describes and the migrations create.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Any, Iterator
+
+from sqlalchemy import Engine
+
+from core.messages import Outbound
+
+
+@dataclass(slots=True)
+class Sender:
+    """Who wrote: the chat account and, once linked, the person with their conversation."""
+
+    identity_id: int
+    person_id: int | None
+    chat_id: str
+    role: str | None = None
+    given_name: str | None = None
+    locale: str | None = None
+    timezone: str | None = None
+    school_locale: str | None = None
+    school_timezone: str | None = None
+    status: str | None = None
+    consented: bool = False
+    flow: str | None = None
+    state: str | None = None
+    answers: dict | None = None
+    suspended: dict | None = None
+    version: int = 0
+
+
+SENDER_QUERY = """
+SELECT i.id, i.person_id, i.chat_id, p.role, p.given_name, p.locale, p.timezone,
+       s.locale, s.timezone, p.status, p.consent_at IS NOT NULL, c.flow, c.state, c.answers, c.suspended, c.version
+FROM chatidentity i
+LEFT JOIN person p ON p.id = i.person_id
+LEFT JOIN school s ON s.id = p.school_id
+LEFT JOIN conversation c ON c.person_id = i.person_id
+WHERE i.platform = ? AND i.external_id = ?"""
+
+
+class Store:
+    """Opens transactions on an engine's raw connections, in the engine's dialect."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.postgres = engine.dialect.name == "postgresql"
+        self._converted: dict[str, str] = {}
+
+    def sql(self, statement: str) -> str:
+        """`statement` with the driver's placeholders (psycopg wants %s where sqlite3 takes ?)."""
+        if not self.postgres:
+            return statement
+        converted = self._converted.get(statement)
+        if converted is None:
+            converted = self._converted[statement] = statement.replace("%", "%%").replace("?", "%s")
+        return converted
+
+    def transaction(self) -> "Tx":
+        """A new transaction on a pooled connection; use it as a context manager."""
+        return Tx(self)
+
+
+class Tx:
+    """One transaction: commits when the block ends cleanly, rolls back on any error."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.postgres = store.postgres
+        self.connection = store.engine.raw_connection()
+        self.cursor = self.connection.cursor()
+
+    def __enter__(self) -> "Tx":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self.connection.commit()
+            else:
+                self.connection.rollback()
+        finally:
+            self.cursor.close()
+            self.connection.close()
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def execute(self, statement: str, params: tuple | list = ()) -> Any:
+        self.cursor.execute(self.store.sql(statement), params)
+        return self.cursor
+
+    def one(self, statement: str, params: tuple | list = ()) -> tuple | None:
+        return self.execute(statement, params).fetchone()
+
+    def all(self, statement: str, params: tuple | list = ()) -> list[tuple]:
+        return self.execute(statement, params).fetchall()
+
+    def insert(self, statement: str, params: tuple | list) -> int:
+        """Run an INSERT … RETURNING id and give back the new id."""
+        return self.execute(statement + " RETURNING id", params).fetchone()[0]
+
+    def ts(self, moment: datetime) -> Any:
+        """A timestamp as the column stores it (SQLite: SQLAlchemy's UTC text format)."""
+        moment = moment.astimezone(timezone.utc)
+        return moment if self.postgres else moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+    def day(self, value: date | None) -> Any:
+        return value if (self.postgres or value is None) else value.isoformat()
+
+    @staticmethod
+    def as_date(value: Any) -> date | None:
+        if value is None or isinstance(value, date):
+            return value
+        return date.fromisoformat(value)
+
+    # -- inbound ----------------------------------------------------------------------------------
+
+    def record_event(self, platform: str, event_id: str, now: datetime) -> bool:
+        """Remember an inbound event id; False when it was handled before."""
+        cursor = self.execute(
+            "INSERT INTO inboundevent (platform, event_id, received_at) VALUES (?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            (platform, event_id, self.ts(now)),
+        )
+        return cursor.rowcount == 1
+
+    def sender(self, platform: str, external_id: str) -> Sender | None:
+        """The chat account with its person and conversation, locked on PostgreSQL."""
+        statement = SENDER_QUERY + (" FOR UPDATE OF i" if self.postgres else "")
+        row = self.one(statement, (platform, external_id))
+        if row is None:
+            return None
+        sender = Sender(*row[:13], version=row[15] or 0)
+        sender.consented = bool(sender.consented)
+        sender.answers = json.loads(row[13]) if row[13] else {}
+        sender.suspended = json.loads(row[14]) if row[14] else None
+        return sender
+
+    def add_identity(self, platform: str, external_id: str, chat_id: str, now: datetime) -> int:
+        return self.insert(
+            "INSERT INTO chatidentity (platform, external_id, chat_id, failed_attempts, unreachable, "
+            "created_at) VALUES (?, ?, ?, 0, ?, ?)",
+            (platform, external_id, chat_id, False, self.ts(now)),
+        )
+
+    def save_conversation(self, sender: Sender, now: datetime) -> None:
+        """Write the sender's flow, state and answers; the version guards against a lost update."""
+        suspended = json.dumps(sender.suspended) if sender.suspended else None
+        cursor = self.execute(
+            "UPDATE conversation SET flow = ?, state = ?, answers = ?, suspended = ?, "
+            "version = version + 1, updated_at = ? WHERE person_id = ? AND version = ?",
+            (sender.flow, sender.state, json.dumps(sender.answers or {}), suspended, self.ts(now),
+             sender.person_id, sender.version),
+        )
+        if cursor.rowcount != 1:
+            raise ConcurrentUpdate(sender.person_id)
+
+    def create_conversation(self, person_id: int, now: datetime) -> None:
+        self.execute(
+            "INSERT INTO conversation (person_id, answers, version, updated_at) VALUES (?, '{}', 0, ?) "
+            "ON CONFLICT DO NOTHING",
+            (person_id, self.ts(now)),
+        )
+
+    # -- outbox ---------------------------------------------------------------------------------
+
+    def enqueue(self, person_id: int | None, platform: str, chat_id: str, locale: str,
+                message: Outbound, now: datetime, priority: int = 0) -> int:
+        """Queue `message` for delivery, inside the caller's transaction."""
+        buttons = [[b.label, b.payload, b.context] for b in message.buttons]
+        return self.insert(
+            "INSERT INTO outbox (person_id, platform, chat_id, template, locale, context, buttons, "
+            "priority, status, attempts, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?)",
+            (person_id, platform, chat_id, message.template, locale,
+             json.dumps(message.context, default=str), json.dumps(buttons), priority, self.ts(now)),
+        )
+
+    def audit(self, actor: str, action: str, person_id: int | None, detail: dict, now: datetime) -> None:
+        self.execute(
+            "INSERT INTO auditlog (at, actor, action, person_id, detail) VALUES (?, ?, ?, ?, ?)",
+            (self.ts(now), actor, action, person_id, json.dumps(detail, default=str)),
+        )
+
+    def rows(self, statement: str, params: tuple | list = ()) -> Iterator[dict]:
+        """Rows as dicts keyed by column name, for the less hurried reads of flows and reports."""
+        cursor = self.execute(statement, params)
+        names = [column[0] for column in cursor.description]
+        for row in cursor.fetchall():
+            yield dict(zip(names, row))
+
+
+class ConcurrentUpdate(Exception):
+    """Another worker changed this conversation first; the event is retried from the start."""

@@ -1,0 +1,21 @@
+"""Alembic environment: migrates the engine handed over by `core.db.upgrade`, or the configured URL."""
+
+from alembic import context
+
+from core import models  # noqa: F401  (registers every table on SQLModel.metadata)
+from core.config import Settings
+from core.db import make_engine
+from sqlmodel import SQLModel
+
+config = context.config
+engine = config.attributes.get("engine") or make_engine(Settings().database_url)
+
+with engine.connect() as connection:
+    context.configure(
+        connection=connection,
+        target_metadata=SQLModel.metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+    connection.commit()
