@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Callable
+from typing import Callable, Sequence
 
 from core import records
 from core.config import Settings
@@ -63,12 +63,14 @@ class Engine:
     """Handles inbound events; any process may handle any event, the database holds all state."""
 
     def __init__(self, store: Store, settings: Settings | None = None, catalog: Catalog | None = None,
-                 clock: Clock = utc_now, flows: dict[str, Flow] | None = None):
+                 clock: Clock = utc_now, flows: dict[str, Flow] | None = None,
+                 commands: dict[str, "Command"] | None = None):
         self.store = store
         self.settings = settings or Settings()
         self.catalog = catalog or default_catalog()
         self.clock = clock
         self.flows = flows or FLOWS
+        self.student_commands = commands or STUDENT_COMMANDS
 
     def handle(self, inbound: Inbound) -> list[int]:
         """Handle one event exactly once; returns the ids of the outbox rows it queued."""
@@ -79,6 +81,29 @@ class Engine:
             except ConcurrentUpdate:
                 continue  # another worker answered this student first: start over on fresh state
         raise RuntimeError(f"conversation kept changing under event {inbound.event_id}")
+
+    def handle_many(self, events: Sequence[Inbound]) -> list[int]:
+        """Handle a batch with one commit (group commit); every event runs in its own savepoint.
+
+        Nothing is acknowledged before the commit, so each event is as durable as with `handle`,
+        at a fraction of the cost per event. An event that fails inside the batch is rolled back
+        alone and handled again by itself afterwards.
+        """
+        queued: list[int] = []
+        again: list[Inbound] = []
+        with self.store.transaction() as tx:
+            tx.begin()
+            for inbound in events:
+                tx.execute("SAVEPOINT event")
+                try:
+                    queued.extend(self._handle(tx, inbound))
+                except Exception:
+                    tx.execute("ROLLBACK TO SAVEPOINT event")
+                    again.append(inbound)
+                tx.execute("RELEASE SAVEPOINT event")
+        for inbound in again:
+            queued.extend(self.handle(inbound))
+        return queued
 
     # -- one event, inside one transaction ---------------------------------------------------------
 
@@ -127,7 +152,7 @@ class Engine:
         return ALIASES.get(name, name), match.group(2).strip()
 
     def _run_command(self, turn: Turn, name: str, args: str) -> None:
-        commands = STUDENT_COMMANDS if turn.sender.role == Role.student else ADVISER_COMMANDS
+        commands = self.student_commands if turn.sender.role == Role.student else ADVISER_COMMANDS
         command = commands.get(name)
         if command is None:
             turn.say("commands/unknown", command=name)

@@ -11,6 +11,7 @@ answer produced (in the engine's transaction). `core/diagram.py` draws any flow 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Callable
@@ -75,6 +76,12 @@ class Turn:
         self.replies.append(Outbound(template, context, buttons))
 
 
+def plain(text: str) -> str:
+    """Text folded for matching: no case, no accents ("Sí" == "si"), no surrounding space."""
+    decomposed = unicodedata.normalize("NFKD", text.strip().casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
 # -- what a step accepts ----------------------------------------------------------------------------
 
 
@@ -121,11 +128,11 @@ class Choice(Expect):
     def parse(self, turn: Turn, inbound: Inbound) -> str:
         if inbound.payload in self.options:
             return inbound.payload
-        typed = (inbound.text or "").strip().casefold()
+        typed = plain(inbound.text or "")
         if typed.isdigit() and 1 <= int(typed) <= len(self.options) and not self.options[0].isdigit():
             return self.options[int(typed) - 1]
         for option in self.options:
-            label = turn.catalog.label(self.labels.get(option, option), turn.locale).casefold()
+            label = plain(turn.catalog.label(self.labels.get(option, option), turn.locale))
             if typed and typed in (option.casefold(), label):
                 return option
         if self.or_text is not None and inbound.text:
@@ -184,7 +191,7 @@ class TimeZone(Expect):
     def parse(self, turn: Turn, inbound: Inbound) -> str:
         if inbound.payload == "keep":
             return turn.sender.school_timezone or "UTC"
-        typed = re.sub(r"\s+", " ", (inbound.text or "").strip()).casefold()
+        typed = re.sub(r"\s+", " ", plain(inbound.text or ""))
         zone = TIMEZONES.get(typed.replace(" ", "_")) or TIMEZONE_CITIES.get(typed)
         if zone is None:
             raise Invalid("errors/need_timezone")

@@ -25,13 +25,21 @@ class Lexicon:
 
     measurable: re.Pattern
     vague: re.Pattern
+    plan_lead_in: re.Pattern
     safety: dict[str, list[str]]
 
     @classmethod
     def load(cls, path: Path) -> "Lexicon":
         data = tomllib.loads(path.read_text("utf-8"))
+        lead_in = sorted(data["plan"]["lead_in"], key=len, reverse=True)
         return cls(measurable=_words(data["smart"]["measurable"]), vague=_words(data["smart"]["vague"]),
+                   plan_lead_in=re.compile(r"^(?:(?:" + "|".join(map(re.escape, lead_in)) + r")\b[\s,]*)+",
+                                           re.IGNORECASE),
                    safety=data["safety"])
+
+    def plan_action(self, text: str) -> str:
+        """The action of an if–then plan, without the "then I will" the template already says."""
+        return self.plan_lead_in.sub("", text.strip()).strip() or text.strip()
 
 
 class SafetyWatch:
@@ -47,6 +55,7 @@ class SafetyWatch:
 
     def concerns(self, text: str) -> list[str]:
         """The categories `text` touches; err toward escalating."""
+        text = text.replace("\u2019", "'")  # phones type a curly apostrophe: "can’t go on"
         if not self.any.search(text):
             return []
         return sorted(category for category, pattern in self.patterns.items() if pattern.search(text))

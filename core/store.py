@@ -80,6 +80,8 @@ class Tx:
         self.postgres = store.postgres
         self.connection = store.engine.raw_connection()
         self.cursor = self.connection.cursor()
+        self._last_moment: datetime | None = None
+        self._last_stamp = ""
 
     def __enter__(self) -> "Tx":
         return self
@@ -93,6 +95,11 @@ class Tx:
         finally:
             self.cursor.close()
             self.connection.close()
+
+    def begin(self) -> None:
+        """Open the transaction now (SQLite would otherwise let the first savepoint be the transaction)."""
+        if not self.postgres:
+            self.execute("BEGIN")
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -112,8 +119,12 @@ class Tx:
 
     def ts(self, moment: datetime) -> Any:
         """A timestamp as the column stores it (SQLite: SQLAlchemy's UTC text format)."""
-        moment = moment.astimezone(timezone.utc)
-        return moment if self.postgres else moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+        if self.postgres:
+            return moment
+        if moment is not self._last_moment:  # a turn stamps many rows with the same moment
+            self._last_moment = moment
+            self._last_stamp = moment.astimezone(timezone.utc).isoformat(" ", "microseconds")[:26]
+        return self._last_stamp
 
     def day(self, value: date | None) -> Any:
         return value if (self.postgres or value is None) else value.isoformat()

@@ -97,11 +97,10 @@ def set_due(turn: Turn, due: date) -> None:
 
 def if_then(turn: Turn, action: str) -> None:
     """Phrase the plan as an implementation intention: "If <obstacle>, then I will <action>"."""
-    if action.casefold().startswith(("if ", "si ")):
-        turn.answers["plan"] = action
-    else:
-        turn.answers["plan"] = turn.catalog.text("goals/if_then", turn.locale,
-                                                 {"obstacle": turn.answers["obstacle"], "action": action})
+    lexicon = turn.catalog.lexicon(turn.locale)
+    turn.answers["plan"] = turn.catalog.text("goals/if_then", turn.locale,
+                                             {"obstacle": lexicon.plan_action(turn.answers["obstacle"]),
+                                              "action": lexicon.plan_action(action)})
 
 
 def store_goal(turn: Turn, confidence: int) -> None:
