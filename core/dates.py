@@ -39,14 +39,18 @@ def parse_day(words: str, today: date, locale: str) -> date | None:
     return found.date() if found else None
 
 
-def find_day(text: str, today: date, locale: str) -> date | None:
-    """A day mentioned anywhere in a sentence ("finish the essay by Thursday"), if any."""
+def find_day(text: str, today: date, locale: str, day_words: re.Pattern) -> date | None:
+    """A day named anywhere in a sentence ("finish the essay by Thursday"), if any.
+
+    dateparser's search also reads numbers and short words as dates ("20 pages", Spanish "mi"),
+    so only phrases with a real day word (`day_words`) count.
+    """
     try:
         hits = search_dates(text, languages=[locale], settings=_settings(today))
     except Exception:  # dateparser's search can trip over odd input; a goal without a day is fine
         return None
     for phrase, moment in hits or ():
-        if any(ch.isalpha() for ch in phrase) and moment.date() >= today:
+        if day_words.search(phrase) and moment.date() >= today:
             return moment.date()
     return None
 

@@ -160,14 +160,16 @@ class Engine:
         elif command.flow:
             self.start_flow(turn, command.flow, args)
         else:
+            where = (turn.sender.flow, turn.sender.state)
             command.run(self, turn, args)
-            self._ask_again(turn)
+            if (turn.sender.flow, turn.sender.state) == where:
+                self.ask_again(turn)  # the open question stands: ask it again after the answer
 
     def start_flow(self, turn: Turn, name: str, args: str = "") -> None:
         """Start `name`; a flow in progress is kept to resume, and `/goals` mid-goals resumes it."""
         sender = turn.sender
         if sender.flow == name:
-            self._ask_again(turn)
+            self.ask_again(turn)
             return
         if sender.flow:
             sender.suspended = {"flow": sender.flow, "state": sender.state, "answers": sender.answers}
@@ -211,7 +213,7 @@ class Engine:
         sender.answers = {}
         if sender.suspended:
             self.resume(turn)
-            self._ask_again(turn)
+            self.ask_again(turn)
 
     def resume(self, turn: Turn) -> None:
         """Restore the flow that was left, answers and all; the caller asks its question again."""
@@ -220,7 +222,7 @@ class Engine:
         sender.flow, sender.state, sender.answers = suspended["flow"], suspended["state"], suspended["answers"]
         turn.say("commands/resuming")
 
-    def _ask_again(self, turn: Turn) -> None:
+    def ask_again(self, turn: Turn) -> None:
         """Repeat the open question, so a command never leaves the student at a dead end."""
         if turn.sender.flow:
             turn.replies.append(self.flows[turn.sender.flow].step(turn.sender.state).prompt(turn))
@@ -386,6 +388,7 @@ def resume(engine: Engine, turn: Turn, _args: str) -> None:
     """Pick up a flow that was left."""
     if turn.sender.suspended and not turn.sender.flow:
         engine.resume(turn)
+        engine.ask_again(turn)
     elif not turn.sender.flow:
         engine.menu(turn)
 

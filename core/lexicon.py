@@ -26,6 +26,7 @@ class Lexicon:
     measurable: re.Pattern
     vague: re.Pattern
     plan_lead_in: re.Pattern
+    day_words: re.Pattern
     safety: dict[str, list[str]]
 
     @classmethod
@@ -35,7 +36,7 @@ class Lexicon:
         return cls(measurable=_words(data["smart"]["measurable"]), vague=_words(data["smart"]["vague"]),
                    plan_lead_in=re.compile(r"^(?:(?:" + "|".join(map(re.escape, lead_in)) + r")\b[\s,]*)+",
                                            re.IGNORECASE),
-                   safety=data["safety"])
+                   day_words=_words(data["dates"]["day_words"]), safety=data["safety"])
 
     def plan_action(self, text: str) -> str:
         """The action of an if–then plan, without the "then I will" the template already says."""
@@ -82,5 +83,5 @@ def check_goal(words: Lexicon, text: str, today: date, locale: str) -> SmartChec
     """Gentle SMART feedback on a goal in the student's words."""
     measurable = bool(NUMBER.search(text) or words.measurable.search(text))
     specific = len(text.split()) >= 4 and (measurable or not words.vague.search(text))
-    return SmartCheck(specific=specific, measurable=measurable, due_on=dates.find_day(text, today, locale))
+    return SmartCheck(specific=specific, measurable=measurable, due_on=dates.find_day(text, today, locale, words.day_words))
 

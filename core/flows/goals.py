@@ -37,6 +37,7 @@ def begin_goals(turn: Turn) -> str:
     if turn.answers["carry"]:
         return "carry_over"
     if turn.answers["count"] >= MAX_GOALS:
+        turn.answers["full"] = True
         turn.say("goals/week_full", goals=records.of_week(turn.tx, turn.person_id, week))
         return END
     return "goal"
@@ -113,8 +114,16 @@ def store_goal(turn: Turn, confidence: int) -> None:
         turn.answers.pop(key, None)
 
 
+def another_goal(turn: Turn) -> str:
+    """Another goal if the student asked for one and the week has room (also when the question was skipped)."""
+    wants = turn.answers.get("another") == "yes"
+    return "goal" if wants and turn.answers["count"] < MAX_GOALS else END
+
+
 def summarize_week(turn: Turn) -> None:
     """Close with this week's goals, so the student sees the whole plan."""
+    if turn.answers.get("full"):
+        return  # the week was already full: the goals were just listed
     week_goals = records.of_week(turn.tx, turn.person_id, turn.week_start)
     if week_goals:
         turn.say("goals/summary", goals=week_goals)
@@ -153,7 +162,7 @@ GOALS = Flow(
              effect=store_goal, then="another"),
         Step("another", ask="goals/ask_another", skip=lambda turn: turn.answers["count"] >= MAX_GOALS,
              expect=Choice(("yes", "no")), save="another",
-             then=lambda turn: "goal" if turn.answers["another"] == "yes" else END, branches=("goal", END)),
+             then=another_goal, branches=("goal", END)),
     ),
     finish=summarize_week,
 )
