@@ -1,0 +1,162 @@
+"""The engine's promises: exactly-once handling, one transaction per event, safe linking, safety alerts."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import text
+
+from core.engine import Engine
+from core.messages import Inbound
+from core.store import Store
+from tests.helpers import Chat, enrol, play
+
+TABLES = ("inboundevent", "conversation", "goal", "outbox", "learnerprofile", "chatidentity", "auditlog",
+          "safetyalert")
+
+
+def snapshot(engine) -> dict:
+    """Row counts and conversation versions: what a repeated event must not change."""
+    with engine.connect() as db:
+        counts = {table: db.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar() for table in TABLES}
+        versions = db.execute(text("SELECT person_id, state, version FROM conversation ORDER BY person_id")).all()
+    return {"counts": counts, "versions": [tuple(v) for v in versions]}
+
+
+@pytest.fixture
+def conversation(engine, now):
+    return Engine(Store(engine), clock=lambda: now)
+
+
+def linked(conversation, engine, now, user="s1") -> Chat:
+    _, code = enrol(engine, now)
+    chat = Chat(conversation, user)
+    chat.say(code)
+    return chat
+
+
+def test_the_same_event_twice_changes_nothing(conversation, engine, now):
+    chat = linked(conversation, engine, now)
+    chat.say("@agree", event_id="tap-1")
+    before = snapshot(engine)
+    assert chat.say("@en", event_id="tap-1") == []  # a platform retry of the same event
+    assert snapshot(engine) == before
+    assert [t for t, _, _ in chat.say("@en", event_id="tap-2")] == ["profile/ask_timezone"]
+
+
+def test_a_failing_event_leaves_no_trace(conversation, engine, now, monkeypatch):
+    chat = linked(conversation, engine, now)
+    before = snapshot(engine)
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("core.flows.profile.records.set_person", explode)
+    with pytest.raises(RuntimeError):
+        chat.say("@agree", event_id="boom")
+    assert snapshot(engine) == before  # not even the event id: the retry will be handled
+    monkeypatch.undo()
+    assert [t for t, _, _ in chat.say("@agree", event_id="boom")] == ["profile/ask_language"]
+
+
+def test_group_commit_handles_each_event_as_if_alone(conversation, engine, now, monkeypatch):
+    first, second = linked(conversation, engine, now, "a"), linked(conversation, engine, now, "b")
+    events = [Inbound("console", "a-x", "a", "a", payload="agree"),
+              Inbound("console", "b-x", "b", "b", payload="agree"),
+              Inbound("console", "a-x", "a", "a", payload="agree"),  # duplicate inside the batch
+              Inbound("console", "a-y", "a", "a", payload="en")]
+    conversation.handle_many(events)
+    assert [t for t, _, _ in first.deliver()] == ["profile/ask_language", "profile/ask_timezone"]
+    assert [t for t, _, _ in second.deliver()] == ["profile/ask_language"]
+
+
+def test_group_commit_retries_a_failing_event_alone(conversation, engine, now, monkeypatch):
+    first, second = linked(conversation, engine, now, "a"), linked(conversation, engine, now, "b")
+    original = Engine._handle
+    calls = []
+
+    def flaky(self, tx, inbound):
+        calls.append(inbound.event_id)
+        if inbound.event_id == "b-x" and calls.count("b-x") == 1:
+            raise RuntimeError("transient")
+        return original(self, tx, inbound)
+
+    monkeypatch.setattr(Engine, "_handle", flaky)
+    conversation.handle_many([Inbound("console", "a-x", "a", "a", payload="agree"),
+                              Inbound("console", "b-x", "b", "b", payload="agree")])
+    assert calls == ["a-x", "b-x", "b-x"]
+    assert [t for t, _, _ in first.deliver()] == ["profile/ask_language"]
+    assert [t for t, _, _ in second.deliver()] == ["profile/ask_language"]
+
+
+def test_a_lost_update_is_retried_on_fresh_state(conversation, engine, now, monkeypatch):
+    chat = linked(conversation, engine, now)
+    from core import store as store_module
+
+    original = store_module.Tx.save_conversation
+    raced = []
+
+    def racing(self, sender, moment):
+        if not raced:  # another worker bumps the version between our read and our write
+            raced.append(True)
+            self.execute("UPDATE conversation SET version = version + 1 WHERE person_id = ?", (sender.person_id,))
+        return original(self, sender, moment)
+
+    monkeypatch.setattr(store_module.Tx, "save_conversation", racing)
+    # The bump above happens inside our own transaction, so the write sees a changed version,
+    # raises ConcurrentUpdate, rolls back, and the event is handled again from the start.
+    assert [t for t, _, _ in chat.say("@agree")] == ["profile/ask_language"]
+    assert raced == [True]
+
+
+def test_an_invite_code_works_once(conversation, engine, now):
+    _, code = enrol(engine, now)
+    play(Chat(conversation, "first"), [(code, ["link/welcome", "onboarding/consent"])])
+    play(Chat(conversation, "second"), [(code, ["link/bad_code"])])
+
+
+def test_an_expired_invite_code_is_refused(engine, now):
+    _, code = enrol(engine, now)
+    later = Engine(Store(engine), clock=lambda: now + timedelta(days=31))
+    play(Chat(later, "late"), [(code.lower(), ["link/bad_code"])])
+
+
+def test_guessing_codes_is_rate_limited(conversation, engine, now):
+    _, code = enrol(engine, now)
+    chat = Chat(conversation, "guesser")
+    play(chat, [(f"GUESS-{n:04d}", ["link/bad_code"]) for n in range(5)])
+    play(chat, [(code, ["link/too_many"])])  # even the right code waits out the hour
+    chat.engine = Engine(Store(engine), clock=lambda: now + timedelta(hours=1, minutes=1))
+    play(chat, [(code, ["link/welcome", "onboarding/consent"])])
+
+
+def test_slack_links_by_roster_email(conversation, engine, now):
+    person_id, _ = enrol(engine, now, given_name="Dee")
+    with engine.connect() as db:
+        email = db.execute(text("SELECT email FROM person WHERE id = :id"), {"id": person_id}).scalar()
+    conversation.handle(Inbound("slack", "ev1", "U1", "D1", text="hi", email=email.upper()))
+    with engine.connect() as db:
+        assert db.execute(text("SELECT person_id FROM chatidentity WHERE external_id = 'U1'")).scalar() == person_id
+
+
+@pytest.mark.parametrize("message", ["I want to kill myself", "nobody cares, I can’t go on",
+                                     "no tengo comida en casa", "my dad hits me"])
+def test_crisis_language_alerts_the_adviser_at_once(conversation, engine, now, message):
+    adviser_id, adviser_code = enrol(engine, now, given_name="Ms Rivera", role="adviser")
+    _, code = enrol(engine, now, given_name="Eli", adviser_id=adviser_id)
+    adviser = Chat(conversation, "adviser")
+    adviser.say(adviser_code)
+    student = Chat(conversation, "eli")
+    play(student, [(code, ["link/welcome", "onboarding/consent"]), ("@agree", ["profile/ask_language"])])
+    replies = student.say(message)
+    assert [t for t, _, _ in replies] == ["safety/support"]
+    assert "988" in replies[0][1]
+    (template, alert, _), = adviser.deliver()
+    assert template == "safety/alert" and "Eli" in alert and message in alert
+    with engine.connect() as db:
+        assert db.execute(text("SELECT COUNT(*) FROM safetyalert")).scalar() >= 1
+        assert db.execute(text("SELECT COUNT(*) FROM auditlog WHERE action = 'safety_alert'")).scalar() == 1
+        state = db.execute(text("SELECT state FROM conversation c JOIN chatidentity i ON i.person_id = c.person_id "
+                                "WHERE i.external_id = 'eli'")).scalar()
+    assert state == "language"  # the open question waits; nothing was taken as an answer

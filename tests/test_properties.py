@@ -1,0 +1,73 @@
+"""Property-based: any text, commands and taps from many students, in any order.
+
+Never a crash, never a conversation in an unknown state, never a message without an answer,
+and every answer a step accepts is stored.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from core.engine import Engine
+from core.flows import FLOWS
+from core.store import Store
+from tests.helpers import Chat, enrol
+
+COMMANDS = ["/goals", "/review", "/profile", "/plan", "/pause", "/language", "/stop", "/start", "/cancel",
+            "/resume", "/help", "/nonsense", "/pause next friday", "/metas"]
+PAYLOADS = ["@agree", "@decline", "@en", "@es", "@keep", "@yes", "@no", "@carry", "@drop", "@done", "@partly",
+            "@not_yet", "@content_knowledge", "@habits_of_success", "@3", "@1", "@friday", "@07:30", "@/goals",
+            "@strengths", "@interests", "@" + "x" * 70]
+TYPED = ["Thursday", "4pm", "read 20 pages by Friday", "Chicago", "2", "yes", "Sí", ""]
+PROFILE_TEXT_STEPS = {"strengths", "needs", "interests", "aim"}
+
+message = st.one_of(st.sampled_from(COMMANDS + PAYLOADS + TYPED), st.text(max_size=80))
+script = st.lists(st.tuples(st.integers(0, 2), message), min_size=1, max_size=40)
+counter = itertools.count()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(script=script)
+def test_any_sequence_of_messages_from_many_students(engine, now, script):
+    conversation = Engine(Store(engine), clock=lambda: now)
+    run = next(counter)
+    chats = []
+    for n in range(3):
+        _, code = enrol(engine, now, given_name=f"S{run}x{n}")
+        chats.append(Chat(conversation, f"run{run}-student{n}"))
+        chats[-1].say(code)
+    for who, says in script:
+        chat = chats[who]
+        before = state_of(engine, chat)
+        replies = chat.say(says)
+        after = state_of(engine, chat)
+        assert replies, f"no answer to {says!r}"
+        assert_known_state(after)
+        assert_answer_stored(engine, chat, before, after, says)
+
+
+def state_of(engine, chat: Chat):
+    with Store(engine).transaction() as tx:
+        return tx.sender(chat.platform, chat.user)
+
+
+def assert_known_state(sender) -> None:
+    if sender.flow is None:
+        assert sender.state is None
+    else:
+        assert sender.state in FLOWS[sender.flow].by_name
+    if sender.suspended:
+        assert sender.suspended["state"] in FLOWS[sender.suspended["flow"]].by_name
+
+
+def assert_answer_stored(engine, chat: Chat, before, after, says: str) -> None:
+    """A profile answer that moved the conversation on is in the profile, word for word."""
+    if before.flow not in ("onboarding", "profile") or before.state not in PROFILE_TEXT_STEPS:
+        return
+    if (after.flow, after.state) == (before.flow, before.state) or says.startswith(("/", "@")):
+        return
+    with Store(engine).transaction() as tx:
+        stored = tx.one(f"SELECT {before.state} FROM learnerprofile WHERE person_id = ?", (before.person_id,))[0]
+    assert stored == says.strip()
