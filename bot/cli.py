@@ -116,7 +116,9 @@ def roster_import(ctx: click.Context, directory: Path) -> None:
 
     application = app(ctx.parent)
     try:
-        report = import_roster(application.engine, directory, application.settings.advisory_markers)
+        settings = application.settings
+        report = import_roster(application.engine, directory, settings.advisory_markers,
+                               school_timezone=settings.school_timezone, school_locale=settings.default_locale)
     except RosterError as error:
         raise click.ClickException(f"{error} — nothing was imported") from error
     for line in report.lines():
@@ -126,13 +128,15 @@ def roster_import(ctx: click.Context, directory: Path) -> None:
 @main.command()
 @click.option("--out", type=click.File("w", encoding="utf-8"), default="-", help="CSV file (default: stdout).")
 @click.option("--bot-username", default=None, help="Telegram bot username, for t.me deep links.")
+@click.option("--role", "roles", multiple=True, default=("student",), show_default=True,
+              type=click.Choice(["student", "adviser", "counselor", "admin"]), help="Whose codes; repeatable.")
 @click.pass_context
-def invites(ctx: click.Context, out, bot_username: str | None) -> None:
-    """Export single-use, expiring invite codes for every student not yet linked, as CSV."""
+def invites(ctx: click.Context, out, bot_username: str | None, roles: tuple[str, ...]) -> None:
+    """Export single-use, expiring invite codes for everyone of ROLE not yet linked, as CSV."""
     from core.invites import issue_invites, write_invites_csv
 
     application = app(ctx)
-    rows = issue_invites(application.engine, utc_now(), application.settings.invite_valid_days)
+    rows = issue_invites(application.engine, utc_now(), application.settings.invite_valid_days, roles=roles)
     write_invites_csv(rows, out, bot_username=bot_username)
 
 

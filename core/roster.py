@@ -292,7 +292,7 @@ def _read_rows(directory: Path, file_name: str, key_column: str | None = "source
                     first_line[key] = row.line
                 rows.append(row)
     except UnicodeDecodeError:
-        raise RosterError(f"{file_name}: the file is not UTF-8 text") from None
+        raise RosterError(f"{file_name}: the file is not UTF-8 text; save or export it as UTF-8") from None
     except csv.Error as error:
         raise RosterError(f"{file_name} line {reader.line_num}: {error}") from None
     return rows
