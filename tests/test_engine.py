@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -160,3 +161,31 @@ def test_crisis_language_alerts_the_adviser_at_once(conversation, engine, now, m
         state = db.execute(text("SELECT state FROM conversation c JOIN chatidentity i ON i.person_id = c.person_id "
                                 "WHERE i.external_id = 'eli'")).scalar()
     assert state == "language"  # the open question waits; nothing was taken as an answer
+
+
+def test_two_workers_racing_on_one_student_lose_no_answer(engine, now):
+    """Two processes' worth of engines answer the same student at once: every answer lands once, in order."""
+    workers = [Engine(Store(engine), clock=lambda: now) for _ in range(2)]
+    chat = linked(workers[0], engine, now, "racer")
+    play(chat, [("@agree", ["profile/ask_language"]), ("@en", ["profile/ask_timezone"]),
+                ("@keep", ["profile/ask_strengths"])])
+    answers = ["first answer", "second answer", "third answer", "fourth answer"]
+    barrier = threading.Barrier(2)
+
+    def work(worker: Engine, mine: list[str]) -> None:
+        barrier.wait()
+        for says in mine:
+            worker.handle(Inbound("console", f"race-{says}", "racer", "racer", text=says))
+
+    threads = [threading.Thread(target=work, args=(workers[0], answers[0::2])),
+               threading.Thread(target=work, args=(workers[1], answers[1::2]))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with engine.connect() as db:
+        profile = db.execute(text("SELECT strengths, needs, interests, aim FROM learnerprofile")).one()
+        state = db.execute(text("SELECT state FROM conversation c JOIN chatidentity i ON i.person_id = c.person_id "
+                                "WHERE i.external_id = 'racer'")).scalar()
+    assert sorted(profile) == sorted(answers)  # each answer stored exactly once, none lost
+    assert state == "checkin_time"
