@@ -128,6 +128,7 @@ class Engine:
 
     def _respond(self, turn: Turn, inbound: Inbound) -> None:
         sender = turn.sender
+        self._drop_unknown_states(sender)
         if inbound.text and (concerns := self.catalog.safety.concerns(inbound.text)):
             self._escalate(turn, inbound.text, concerns)
             return
@@ -141,6 +142,15 @@ class Engine:
             self._answer(turn, inbound)
         else:
             self.menu(turn)
+
+    def _drop_unknown_states(self, sender: Sender) -> None:
+        """A flow or step renamed by an upgrade cannot be resumed: start clean rather than fail every message."""
+        if sender.flow and sender.state not in getattr(self.flows.get(sender.flow), "by_name", {}):
+            sender.flow = sender.state = None
+            sender.answers = {}
+        suspended = sender.suspended
+        if suspended and suspended.get("state") not in getattr(self.flows.get(suspended.get("flow")), "by_name", {}):
+            sender.suspended = None
 
     @staticmethod
     def _command(inbound: Inbound) -> tuple[str | None, str]:

@@ -189,3 +189,12 @@ def test_two_workers_racing_on_one_student_lose_no_answer(engine, now):
                                 "WHERE i.external_id = 'racer'")).scalar()
     assert sorted(profile) == sorted(answers)  # each answer stored exactly once, none lost
     assert state == "checkin_time"
+
+
+def test_a_conversation_left_in_a_step_that_no_longer_exists_starts_clean(conversation, engine, now):
+    chat = linked(conversation, engine, now, "old")
+    with engine.begin() as db:  # as if an upgrade renamed the step this student was waiting at
+        db.execute(text("UPDATE conversation SET flow = 'goals', state = 'renamed_step', "
+                        "suspended = '{\"flow\": \"gone\", \"state\": \"x\", \"answers\": {}}'"))
+    assert [t for t, _, _ in chat.say("hello")] == ["commands/menu"]
+    assert [t for t, _, _ in chat.say("/resume")] == ["commands/menu"]
