@@ -11,6 +11,7 @@ import click
 from core import db
 from core.config import Settings
 from core.engine import Engine, utc_now
+from bot.schedule_cli import register as register_schedule_commands
 from core.store import Store
 
 
@@ -151,6 +152,8 @@ def flows(fmt: str) -> None:
         click.echo(mermaid(flow) if fmt == "mermaid" else outline(flow))
         click.echo()
 
+
+register_schedule_commands(main, app)
 
 if __name__ == "__main__":
     main()

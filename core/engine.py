@@ -72,12 +72,15 @@ class Engine:
         self.flows = flows or FLOWS
         self.student_commands = commands or STUDENT_COMMANDS
 
-    def handle(self, inbound: Inbound) -> list[int]:
-        """Handle one event exactly once; returns the ids of the outbox rows it queued."""
+    def handle(self, inbound: Inbound, priority: int = 0) -> list[int]:
+        """Handle one event exactly once; returns the ids of the outbox rows it queued.
+
+        `priority` orders delivery: 0 for replies to the student, 1 for nudges the scheduler opens.
+        """
         for _ in range(5):
             try:
                 with self.store.transaction() as tx:
-                    return self._handle(tx, inbound)
+                    return self._handle(tx, inbound, priority)
             except ConcurrentUpdate:
                 continue  # another worker answered this student first: start over on fresh state
         raise RuntimeError(f"conversation kept changing under event {inbound.event_id}")
@@ -107,7 +110,7 @@ class Engine:
 
     # -- one event, inside one transaction ---------------------------------------------------------
 
-    def _handle(self, tx: Tx, inbound: Inbound) -> list[int]:
+    def _handle(self, tx: Tx, inbound: Inbound, priority: int = 0) -> list[int]:
         now = self.clock()
         if not tx.record_event(inbound.platform, inbound.event_id, now):
             return []
@@ -123,7 +126,7 @@ class Engine:
             tx.save_conversation(sender, now)
         sender = turn.sender
         locale = turn.locale if sender.person_id else self.settings.default_locale
-        return [tx.enqueue(sender.person_id, inbound.platform, sender.chat_id, locale, reply, now)
+        return [tx.enqueue(sender.person_id, inbound.platform, sender.chat_id, locale, reply, now, priority)
                 for reply in turn.replies]
 
     def _respond(self, turn: Turn, inbound: Inbound) -> None:

@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from core import models  # noqa: F401  (registers every table on SQLModel.metadata)
+from core import models, schedule  # noqa: F401  (registers every table on SQLModel.metadata)
 from core.config import Settings
 from core.db import make_engine
 from sqlmodel import SQLModel
