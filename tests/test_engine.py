@@ -77,11 +77,11 @@ def test_group_commit_retries_a_failing_event_alone(conversation, engine, now, m
     original = Engine._handle
     calls = []
 
-    def flaky(self, tx, inbound):
+    def flaky(self, tx, inbound, priority=0):
         calls.append(inbound.event_id)
         if inbound.event_id == "b-x" and calls.count("b-x") == 1:
             raise RuntimeError("transient")
-        return original(self, tx, inbound)
+        return original(self, tx, inbound, priority)
 
     monkeypatch.setattr(Engine, "_handle", flaky)
     conversation.handle_many([Inbound("console", "a-x", "a", "a", payload="agree"),
