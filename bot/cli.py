@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import tempfile
 from pathlib import Path
@@ -101,6 +102,20 @@ def chat(ctx: click.Context, user: str) -> None:
         console.run((), prompt=lambda: input("> "))
     else:
         console.run(sys.stdin)
+
+
+@main.command()
+@click.pass_context
+def serve(ctx: click.Context) -> None:
+    """Run Telegram, Slack, the HTTP endpoints, delivery and the nudge sweeps until SIGTERM."""
+    from bot.serve import StartupError, serve as run_serve
+
+    application = app(ctx)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        run_serve(application.settings, application.engine)
+    except StartupError as error:
+        raise click.ClickException(str(error)) from error
 
 
 @main.group()

@@ -29,7 +29,7 @@ from core import records
 from core.config import Settings
 from core.flow import END, Flow, Invalid, Turn
 from core.flows import FLOWS
-from core.messages import Button, Inbound, Outbound
+from core.messages import Attachment, Button, Inbound, Outbound
 from core.models import PersonStatus, Role
 from core.store import ConcurrentUpdate, Sender, Store, Tx
 from core.templates import Catalog, catalog as default_catalog
@@ -135,6 +135,11 @@ class Engine:
         if inbound.text and (concerns := self.catalog.safety.concerns(inbound.text)):
             self._escalate(turn, inbound.text, concerns)
             return
+        if inbound.attachment and sender.status != PersonStatus.stopped:
+            self._keep_evidence(turn, inbound.attachment)
+            if not inbound.text:
+                self.ask_again(turn) if sender.flow else self.menu(turn)
+                return
         name, args = self._command(inbound)
         if sender.status == PersonStatus.stopped and name != "start":
             turn.say("commands/stopped", buttons=(Button("menu.start", "/start"),))
@@ -145,6 +150,17 @@ class Engine:
             self._answer(turn, inbound)
         else:
             self.menu(turn)
+
+    @staticmethod
+    def _keep_evidence(turn: Turn, attachment: Attachment) -> None:
+        """A photo, file or link becomes a portfolio artifact, tied to the goal under review if there is one."""
+        reviewing = turn.answers.get("review") if turn.sender.flow == "review" else None
+        goal_id = reviewing[0]["id"] if reviewing else None
+        turn.tx.execute("INSERT INTO artifact (person_id, goal_id, kind, ref, caption, created_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (turn.person_id, goal_id, attachment.kind, attachment.ref, attachment.caption,
+                         turn.tx.ts(turn.now)))
+        turn.say("artifacts/saved", kind=attachment.kind, goal=reviewing[0]["text"] if reviewing else None)
 
     def _drop_unknown_states(self, sender: Sender) -> None:
         """A flow or step renamed by an upgrade cannot be resumed: start clean rather than fail every message."""
@@ -411,14 +427,15 @@ def list_students(engine: Engine, turn: Turn, _args: str) -> None:
     tx = turn.tx
     students: dict[int, dict] = {}
     for row in tx.rows(
-            "SELECT DISTINCT p.id, p.given_name, p.family_name, g.text, g.confidence, g.status "
+            "SELECT DISTINCT p.id, p.given_name, p.family_name, g.text, g.confidence, g.status, "
+            "EXISTS (SELECT 1 FROM chatidentity i WHERE i.person_id = p.id AND i.unreachable) AS unreachable "
             "FROM person p JOIN advisorymember m ON m.person_id = p.id AND m.role = 'student' "
             "JOIN advisorymember a ON a.group_id = m.group_id AND a.role = 'adviser' "
             "LEFT JOIN goal g ON g.person_id = p.id AND g.week_start = ? AND g.status != 'dropped' "
             "WHERE a.person_id = ? ORDER BY p.family_name, p.given_name, p.id",
             (tx.day(turn.week_start), turn.person_id)):
-        student = students.setdefault(row["id"], {"given_name": row["given_name"],
-                                                  "family_name": row["family_name"], "goals": []})
+        student = students.setdefault(row["id"], {"given_name": row["given_name"], "family_name": row["family_name"],
+                                                  "unreachable": bool(row["unreachable"]), "goals": []})
         if row["text"] is not None:
             student["goals"].append({"text": row["text"], "confidence": row["confidence"], "status": row["status"]})
     turn.say("adviser/students", students=list(students.values()))

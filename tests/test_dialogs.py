@@ -266,9 +266,14 @@ def test_an_unanswerable_button_is_refused_kindly(conversation, engine, now):
 
 def test_adviser_sees_their_advisees(conversation, engine, now):
     adviser_id, adviser_code = enrol(engine, now, given_name="Ms Rivera", role="adviser")
-    enrol(engine, now, given_name="Bo", adviser_id=adviser_id)
+    _, bo_code = enrol(engine, now, given_name="Bo", adviser_id=adviser_id)
     enrol(engine, now, given_name="Cy")  # another adviser's student: never shown
     adviser = Chat(conversation, "adviser")
+    bo = Chat(conversation, "bo")
+    bo.say(bo_code)
+    with engine.begin() as db:  # delivery found that Bo blocked the bot
+        db.execute(text("UPDATE chatidentity SET unreachable = :yes WHERE external_id = 'bo'"), {"yes": True})
     transcript = play(adviser, [(adviser_code, ["adviser/menu"]), ("@/students", ["adviser/students"])])
     listing = transcript[1][0][1]
     assert "Bo" in listing and "Cy" not in listing
+    assert "has blocked the bot" in listing

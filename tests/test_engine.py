@@ -198,3 +198,25 @@ def test_a_conversation_left_in_a_step_that_no_longer_exists_starts_clean(conver
                         "suspended = '{\"flow\": \"gone\", \"state\": \"x\", \"answers\": {}}'"))
     assert [t for t, _, _ in chat.say("hello")] == ["commands/menu"]
     assert [t for t, _, _ in chat.say("/resume")] == ["commands/menu"]
+
+
+def test_shared_evidence_is_kept_for_the_goal_under_review(conversation, engine, now):
+    from core.messages import Attachment
+
+    chat = linked(conversation, engine, now, "artist")
+    play(chat, [("@agree", ["profile/ask_language"]), ("@en", ["profile/ask_timezone"]), ("@keep", [
+        "profile/ask_strengths"]), ("/goals", ["goals/ask_goal"]), ("draw 3 sketches by Friday", ["goals/ask_category"]),
+        ("@habits_of_success", ["goals/ask_outcome"]), ("a portfolio", ["goals/ask_obstacle"]),
+        ("I put it off", ["goals/ask_plan"]), ("start at 4pm", ["goals/ask_confidence"]),
+        ("@4", ["goals/saved", "goals/ask_another"]), ("@no", ["goals/summary", "commands/resuming",
+                                                               "profile/ask_strengths"]),
+        ("/review", ["review/ask_status"])])
+    conversation.handle(Inbound("console", "photo-1", "artist", "artist",
+                                attachment=Attachment("photo", "file-123", "my sketch")))
+    replies = chat.deliver()
+    assert [t for t, _, _ in replies] == ["artifacts/saved", "review/ask_status"]
+    assert "draw 3 sketches by Friday" in replies[0][1]
+    with engine.connect() as db:
+        artifact = db.execute(text("SELECT a.kind, a.ref, a.caption, g.text FROM artifact a "
+                                   "JOIN goal g ON g.id = a.goal_id")).one()
+    assert tuple(artifact) == ("photo", "file-123", "my sketch", "draw 3 sketches by Friday")

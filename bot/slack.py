@@ -1,0 +1,246 @@
+"""Slack (slack-bolt): direct messages, buttons, `/companion` and App Home in; the outbox out.
+
+Bolt verifies every request's signature and refuses timestamps older than five minutes (401).
+Every event is acknowledged at once and handled after the acknowledgement; a retried event
+(`X-Slack-Retry-Num`) reaches the engine with the same event id and changes nothing. Linking is
+by the roster e-mail Slack vouches for (`users.info`), or by an invite code sent as a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import html
+import logging
+import re
+from datetime import datetime, timedelta
+from typing import Awaitable, Callable
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.serve import StartupError
+from core.config import Settings
+from core.delivery import Blocked, Limits, RateLimited, Refused, Unavailable
+from core.engine import Engine, list_students, show_plan
+from core.flow import Turn
+from core.messages import Attachment, Inbound, Rendered
+from core.models import Role
+
+PLATFORM = "slack"
+METADATA_TYPE = "companion_outbox"  # carried by every message we post, so a crash can be reconciled
+LINK = re.compile(r"<([^<>|]+)(?:\|([^<>]*))?>")
+BLOCKED = {"channel_not_found", "account_inactive", "user_disabled", "user_not_found", "cannot_dm_bot",
+           "is_archived", "not_in_channel"}
+TEMPORARY = {"internal_error", "fatal_error", "service_unavailable", "request_timeout", "team_added_to_org"}
+SEARCH_BACK = timedelta(minutes=1)  # how far before a claim the channel history is searched
+log = logging.getLogger(__name__)
+
+
+class SlackAdapter:
+    """One Slack app: the bolt listeners, the HTTP endpoint, and delivery's `Sender`."""
+
+    platform = PLATFORM
+    limits = Limits(per_chat=1.0, per_bot=20.0)  # chat.postMessage: about one a second per channel
+
+    def __init__(self, settings: Settings, conversation: Engine, queued: Callable[[], None]):
+        base_url = (settings.slack_api_url or AsyncWebClient.BASE_URL).rstrip("/") + "/"
+        self.client = AsyncWebClient(token=settings.slack_bot_token, base_url=base_url)
+        self.app = AsyncApp(client=self.client, signing_secret=settings.slack_signing_secret,
+                            process_before_response=False)
+        self.conversation = conversation
+        self.queued = queued
+        self.working: set[asyncio.Task] = set()  # listeners still running after their ack
+        self.app.event("message")(self.tracked(self.on_message))
+        self.app.event("app_home_opened")(self.tracked(self.on_home))
+        self.app.action(re.compile(".*"))(self.tracked(self.on_button))
+        self.app.command("/companion")(self.tracked(self.on_command))
+        self.app.error(self.on_error)
+
+    def tracked(self, listener: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+        """`listener`, counted as work in hand until it returns, so a shutdown waits for it."""
+
+        @functools.wraps(listener)  # bolt reads the listener's parameter names through the wrapper
+        async def run(**kwargs) -> None:
+            """Run the listener with bolt's arguments, registered as work in hand."""
+            task = asyncio.current_task()
+            self.working.add(task)
+            try:
+                await listener(**kwargs)
+            finally:
+                self.working.discard(task)
+
+        return run
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Check the token with auth.test, so a wrong one fails at start-up and not at the first event."""
+        try:
+            await self.client.auth_test()
+        except SlackApiError as error:
+            raise StartupError(f"SLACK_BOT_TOKEN was refused by {self.client.base_url}: "
+                               f"{error.response.get('error')}") from error
+        except (SlackClientError, aiohttp.ClientError) as error:
+            raise StartupError(f"cannot reach the Slack Web API at {self.client.base_url}: {error}") from error
+
+    async def stop(self) -> None:
+        """Let the listeners that were acknowledged finish their work."""
+        while self.working:
+            await asyncio.gather(*self.working, return_exceptions=True)
+
+    async def endpoint(self, request: web.Request) -> web.Response:
+        """POST /slack/events (events, actions and slash commands alike): bolt verifies and acks."""
+        return await to_aiohttp_response(await self.app.async_dispatch(await to_bolt_request(request)))
+
+    # -- listeners (each runs after its ack) --------------------------------------------------------
+
+    async def on_message(self, body: dict, event: dict) -> None:
+        """A direct message (text, files, links) from a person; bots, edits and channels are ignored."""
+        if event.get("channel_type") != "im" or event.get("bot_id") or event.get("subtype") not in (None, "file_share"):
+            return
+        text = event.get("text") or ""
+        await self._handle(Inbound(PLATFORM, body["event_id"], event["user"], event["channel"],
+                                   text=plain(text) or None, attachment=attachment_of(event, text),
+                                   email=await self._email(event["user"])))
+
+    async def on_button(self, ack: AsyncAck, body: dict) -> None:
+        """A tapped button: its value goes to the engine, and the buttons leave the message."""
+        await ack()
+        action = body["actions"][0]
+        channel = body["channel"]["id"]
+        await self._handle(Inbound(PLATFORM, "action:" + body["trigger_id"], body["user"]["id"], channel,
+                                   payload=action.get("value")))
+        message = body.get("message")
+        if message:
+            try:
+                await self.client.chat_update(channel=channel, ts=message["ts"], text=message.get("text", ""),
+                                              blocks=[b for b in message.get("blocks", []) if b["type"] != "actions"])
+            except SlackApiError as error:  # the answer is stored; the old buttons just stay visible
+                log.info("could not remove buttons: %s", error.response.get("error"))
+
+    async def on_command(self, ack: AsyncAck, body: dict) -> None:
+        """`/companion goals` is `/goals` said in the bot's direct messages; `/companion` alone is `/help`."""
+        await ack()
+        user = body["user_id"]
+        opened = await self.client.conversations_open(users=user)
+        command = (body.get("text") or "").strip() or "help"
+        await self._handle(Inbound(PLATFORM, "command:" + body["trigger_id"], user, opened["channel"]["id"],
+                                   text="/" + command.removeprefix("/"), email=await self._email(user)))
+
+    async def on_home(self, event: dict) -> None:
+        """The App Home tab: the student's week (their plan), or how to link the account."""
+        if event.get("tab") != "home":
+            return
+        text = await asyncio.to_thread(self.home_text, event["user"])
+        await self.client.views_publish(user_id=event["user"], view={"type": "home", "blocks": [section(text)]})
+
+    async def on_error(self, error: Exception, body: dict) -> None:
+        """Log a failed listener; the event is acknowledged already, the database holds the state."""
+        log.error("slack request failed: %s", body.get("type"), exc_info=error)
+
+    async def _handle(self, inbound: Inbound) -> None:
+        """Run the engine off the event loop (blocking database work), then wake delivery."""
+        await asyncio.to_thread(self.conversation.handle, inbound)
+        self.queued()
+
+    async def _email(self, user: str) -> str | None:
+        """The e-mail the workspace holds for `user` (scope users:read.email), for roster linking."""
+        try:
+            return (await self.client.users_info(user=user))["user"]["profile"].get("email")
+        except (SlackApiError, KeyError) as error:
+            log.info("no e-mail for %s: %s", user, error)
+            return None
+
+    def home_text(self, user: str) -> str:
+        """The App Home text: a student's plan and week, an adviser's students, in their language."""
+        conversation = self.conversation
+        with conversation.store.transaction() as tx:
+            sender = tx.sender(PLATFORM, user)
+            if sender is None or sender.person_id is None:
+                return conversation.catalog.text("link/need_code", conversation.settings.default_locale, {})
+            turn = Turn(tx, sender, conversation.catalog, conversation.clock())
+            (show_plan if sender.role == Role.student else list_students)(conversation, turn, "")
+            return "\n\n".join(conversation.catalog.render(reply, turn.locale).text for reply in turn.replies)
+
+    # -- messages out (core.delivery.Sender) --------------------------------------------------------
+
+    async def send(self, chat_id: str, message: Rendered, outbox_id: int) -> str:
+        """chat.postMessage with the outbox id as metadata; Slack's errors become delivery's."""
+        try:
+            response = await self.client.chat_postMessage(
+                channel=chat_id, text=message.text, blocks=blocks(message),
+                metadata={"event_type": METADATA_TYPE, "event_payload": {"outbox_id": outbox_id}})
+        except SlackApiError as error:
+            raise translate(error) from error
+        except (SlackClientError, aiohttp.ClientError, asyncio.TimeoutError) as error:
+            raise Unavailable(f"{type(error).__name__}: {error}") from error
+        return response["ts"]
+
+    async def find_sent(self, chat_id: str, outbox_id: int, since: datetime) -> str | None:
+        """Look for the message in the channel's history by its metadata: Slack can tell."""
+        try:
+            history = await self.client.conversations_history(
+                channel=chat_id, oldest=f"{(since - SEARCH_BACK).timestamp():.6f}", include_all_metadata=True,
+                limit=200)
+        except SlackApiError as error:
+            raise translate(error) from error
+        except (SlackClientError, aiohttp.ClientError, asyncio.TimeoutError) as error:
+            raise Unavailable(str(error)) from error
+        for message in history["messages"]:
+            metadata = message.get("metadata") or {}
+            if (metadata.get("event_type") == METADATA_TYPE
+                    and metadata.get("event_payload", {}).get("outbox_id") == outbox_id):
+                return message["ts"]
+        return None
+
+
+def translate(error: SlackApiError) -> Exception:
+    """A Slack API error as delivery sees it: wait, retry, stop sending to this chat, or give up."""
+    response = error.response
+    code = response.get("error", "")
+    if response.status_code == 429 or code == "ratelimited":
+        return RateLimited(float(response.headers.get("Retry-After") or response.headers.get("retry-after") or 1),
+                           code)
+    if response.status_code >= 500 or code in TEMPORARY:
+        return Unavailable(code or str(response.status_code))
+    if code in BLOCKED:
+        return Blocked(code)
+    return Refused(code)
+
+
+def section(text: str) -> dict:
+    """A block of text, escaped as Slack's mrkdwn requires."""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return {"type": "section", "text": {"type": "mrkdwn", "text": escaped[:3000]}}
+
+
+def blocks(message: Rendered) -> list[dict]:
+    """The text, then the choices as buttons whose value is the payload."""
+    result = [section(message.text)]
+    if message.buttons:
+        result.append({"type": "actions", "elements": [
+            {"type": "button", "action_id": f"choice-{n}", "value": payload,
+             "text": {"type": "plain_text", "text": label[:75]}}
+            for n, (label, payload) in enumerate(message.buttons)]})
+    return result
+
+
+def plain(text: str) -> str:
+    """Slack's markup taken off: <url|label> becomes label, <url> the url, entities decoded."""
+    return html.unescape(LINK.sub(lambda m: m.group(2) or m.group(1), text)).strip()
+
+
+def attachment_of(event: dict, text: str) -> Attachment | None:
+    """The first file shared (an image is a photo), or else the first link in the text."""
+    for shared in event.get("files") or ():
+        kind = "photo" if str(shared.get("mimetype", "")).startswith("image/") else "file"
+        return Attachment(kind, shared.get("permalink") or shared["id"], shared.get("title"))
+    for match in LINK.finditer(text):
+        if match.group(1).startswith(("http://", "https://")):
+            return Attachment("link", match.group(1), plain(text))
+    return None
