@@ -47,7 +47,6 @@ ENROLLMENT_ROLES = {"administrator", "aide", "proctor", "student", "teacher"}
 PERSON_ROLES = {"student": Role.student.value, "teacher": Role.adviser.value, "administrator": Role.admin.value}
 MEMBER_ROLES = {"student": "student", "teacher": "adviser"}
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-PERSON_FIELDS = ("school_id", "role", "given_name", "family_name", "email", "grade")
 
 
 class RosterError(Exception):
@@ -328,6 +327,18 @@ def _apply_schools(session: Session, roster: _Roster, defaults: dict[str, str],
     return school_ids, covered
 
 
+def _update(record, values: dict, changes: TableChanges, report: ImportReport, label: str) -> None:
+    """Copy the fields that differ onto `record`, and count and report the change (names only, never values)."""
+    changed = [name for name, value in values.items() if getattr(record, name) != value]
+    for name in changed:
+        setattr(record, name, values[name])
+    if changed:
+        changes.updated += 1
+        report.changes.append(f"{label}: {', '.join(changed)} changed")
+    else:
+        changes.unchanged += 1
+
+
 def _apply_people(session: Session, roster: _Roster, school_ids: dict[str, int], covered_school_ids: set[int],
                   report: ImportReport) -> dict[str, int]:
     """Create and update people; returns the ids of the people on this roster by sourcedId."""
@@ -350,14 +361,7 @@ def _apply_people(session: Session, roster: _Roster, school_ids: dict[str, int],
         if person is None:
             new_people.append({"sourced_id": user.sourced_id, **values})
             continue
-        changed = [name for name in PERSON_FIELDS if getattr(person, name) != values[name]]
-        for name in changed:
-            setattr(person, name, values[name])
-        if changed:
-            changes.updated += 1
-            report.changes.append(f"person {user.sourced_id}: {', '.join(changed)} changed")
-        else:
-            changes.unchanged += 1
+        _update(person, values, changes, report, f"person {user.sourced_id}")
     if new_people:
         # A bulk INSERT: building thousands of model objects would take most of the import's time.
         session.exec(insert(Person), params=new_people)
@@ -386,14 +390,7 @@ def _apply_groups(session: Session, roster: _Roster, school_ids: dict[str, int],
             session.add(group)
             changes.created += 1
         else:
-            changed = [name for name, value in values.items() if getattr(group, name) != value]
-            for name in changed:
-                setattr(group, name, values[name])
-            if changed:
-                changes.updated += 1
-                report.changes.append(f"advisory group {class_.sourced_id}: {', '.join(changed)} changed")
-            else:
-                changes.unchanged += 1
+            _update(group, values, changes, report, f"advisory group {class_.sourced_id}")
         on_roster[class_.sourced_id] = group
     session.flush()
     covered = {group.id for group in stored.values()
