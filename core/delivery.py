@@ -42,7 +42,7 @@ from typing import Callable, Protocol, Sequence
 
 from core.messages import Rendered
 from core.outbox import Pending, render
-from core.store import Store, Tx
+from core.store import Store, Tx, as_moment
 from core.templates import Catalog
 
 log = logging.getLogger(__name__)
@@ -209,12 +209,6 @@ def _is_alive(pid: int) -> bool:
         return True
     return True
 
-
-def _aware(value) -> datetime | None:
-    """SQLite hands back text; PostgreSQL an aware datetime."""
-    if value is None or isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
 
 
 class Delivery:
@@ -409,8 +403,8 @@ class Delivery:
             if chat_id in seen:
                 continue
             seen.add(chat_id)
-            free = claimed_by is None or claimed_by == self.worker or _aware(claimed_at) < stale
-            due = not_before is None or _aware(not_before) <= now
+            free = claimed_by is None or claimed_by == self.worker or as_moment(claimed_at) < stale
+            due = not_before is None or as_moment(not_before) <= now
             if status == "pending" and free and due and chat_id not in busy:
                 (later if chat_id in cooling else heads).append(row_id)
                 if len(heads) == room:
@@ -505,7 +499,7 @@ class Delivery:
             rows = tx.all(f"SELECT id, chat_id, claimed_at FROM outbox WHERE platform = ? AND status = 'sending' "
                           f"AND (claimed_by IN ({marks}) OR claimed_at < ?) ORDER BY id",
                           (platform, *dead, tx.ts(now - self.claim_timeout)))
-        return [(row_id, chat_id, _aware(claimed_at)) for row_id, chat_id, claimed_at in rows]
+        return [(row_id, chat_id, as_moment(claimed_at)) for row_id, chat_id, claimed_at in rows]
 
     def _is_dead(self, worker: str) -> bool:
         """A claim by a process of this host that no longer runs (a claim by another host waits out its timeout)."""

@@ -31,7 +31,7 @@ from core.flow import END, Flow, Invalid, Turn
 from core.flows import FLOWS
 from core.messages import Attachment, Button, Inbound, Outbound
 from core.models import PersonStatus, Role
-from core.store import ConcurrentUpdate, Sender, Store, Tx
+from core.store import ConcurrentUpdate, Sender, Store, Tx, as_moment
 from core.templates import Catalog, catalog as default_catalog
 
 Clock = Callable[[], datetime]
@@ -331,7 +331,7 @@ class Engine:
         """At most a few wrong codes an hour per chat account: codes cannot be guessed."""
         failed, started = tx.one("SELECT failed_attempts, window_started_at FROM chatidentity WHERE id = ?",
                                  (sender.identity_id,))
-        started = _aware(started)
+        started = as_moment(started)
         if started is None or now - started > timedelta(hours=1):
             tx.execute("UPDATE chatidentity SET failed_attempts = 0, window_started_at = ? WHERE id = ?",
                        (tx.ts(now), sender.identity_id))
@@ -357,12 +357,6 @@ class Engine:
             (inbound.email, inbound.platform))
         return row[0] if row else None
 
-
-def _aware(value) -> datetime | None:
-    """SQLite hands back text; PostgreSQL an aware datetime."""
-    if value is None or isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
 
 
 # -- commands that answer at once ------------------------------------------------------------------

@@ -29,7 +29,7 @@ from sqlmodel import Field, SQLModel
 from core import dates
 from core.messages import Button, Inbound, Outbound
 from core.models import PersonStatus, utcnow
-from core.store import Store, Tx
+from core.store import Store, Tx, as_moment
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.base import BaseScheduler
@@ -419,12 +419,6 @@ def _store(database: SQLEngine | Store) -> Store:
     return database if isinstance(database, Store) else Store(database)
 
 
-def _aware(value: datetime | str | None) -> datetime | None:
-    """SQLite hands timestamps back as text in UTC; PostgreSQL as aware datetimes."""
-    if value is None or isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
-
 
 # -- planning a week -------------------------------------------------------------------------------
 
@@ -711,8 +705,8 @@ def _silence_from_row(tx: Tx, row: tuple) -> Silence:
     """A FOLLOWUP_QUERY row as a Silence."""
     (nudge_id, person_id, kind, week_start, sent_at, followed_up_at, last_activity, school_id, status, paused_until,
      zone, school_zone, checkin_time, locale, given_name, platform, chat_id) = row
-    return Silence(nudge_id, person_id, kind, tx.as_date(week_start), _aware(sent_at), _aware(followed_up_at),
-                   _aware(last_activity), school_id, status, tx.as_date(paused_until), zone_of(zone, school_zone),
+    return Silence(nudge_id, person_id, kind, tx.as_date(week_start), as_moment(sent_at), as_moment(followed_up_at),
+                   as_moment(last_activity), school_id, status, tx.as_date(paused_until), zone_of(zone, school_zone),
                    parse_clock(checkin_time), locale or "en", given_name, platform, chat_id)
 
 
@@ -826,7 +820,7 @@ def outlook(database: SQLEngine | Store, person_id: int, now: datetime, weeks: i
 def _expected(slot: Slot, row: tuple | None, zone: ZoneInfo, now: datetime, personal: str | None) -> Expected:
     """What will happen to one slot: the stored row wins once it left `planned`; otherwise policy says."""
     if row is not None and row[1] != NudgeStatus.planned:
-        return Expected(slot.kind, _aware(row[0]).astimezone(zone), row[1], row[2])
+        return Expected(slot.kind, as_moment(row[0]).astimezone(zone), row[1], row[2])
     local = slot.due_at.astimezone(zone)
     if slot.status == NudgeStatus.skipped:
         return Expected(slot.kind, local, slot.status, slot.reason)

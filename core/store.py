@@ -131,6 +131,7 @@ class Tx:
 
     @staticmethod
     def as_date(value: Any) -> date | None:
+        """A date column's value: SQLite hands back text, PostgreSQL a date."""
         if value is None or isinstance(value, date):
             return value
         return date.fromisoformat(value)
@@ -209,6 +210,13 @@ class Tx:
         names = [column[0] for column in cursor.description]
         for row in cursor.fetchall():
             yield dict(zip(names, row))
+
+
+def as_moment(value: Any) -> datetime | None:
+    """A timestamp column's value: SQLite hands back UTC text, PostgreSQL an aware datetime."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
 
 
 class ConcurrentUpdate(Exception):

@@ -23,7 +23,7 @@ from core import schedule
 from core.engine import Engine
 from core.messages import Inbound
 from core.schedule import DayMark, Rules, SchoolCalendar, plan_week
-from core.store import Store
+from core.store import Store, as_moment
 
 UTC = timezone.utc
 MONDAY = date(2026, 11, 23)  # the conftest `now` falls in this week
@@ -280,7 +280,7 @@ def test_a_follow_up_due_while_the_server_was_down_waits_for_the_students_next_a
     assert run_until_idle(engine, conversation, clock.now).followed_up == 0
     with engine.connect() as db:
         waiting = db.execute(text("SELECT followup_due_at FROM nudge WHERE kind = 'goals'")).scalar()
-    assert schedule._aware(waiting) == datetime(2026, 11, 25, 20, 30, tzinfo=UTC)  # Wednesday 15:30
+    assert as_moment(waiting) == datetime(2026, 11, 25, 20, 30, tzinfo=UTC)  # Wednesday 15:30
     clock.now = datetime(2026, 11, 25, 20, 30, tzinfo=UTC)
     assert run_until_idle(engine, conversation, clock.now).followed_up == 1
     assert outbox_per_student(engine)[student] == ["goals/ask_goal", "nudges/followup"]
@@ -310,7 +310,7 @@ def test_holidays_in_the_calendar_move_planned_nudges(engine, now):
     with engine.connect() as db:
         due_at = db.execute(text("SELECT due_at FROM nudge WHERE person_id = :p AND kind = 'review'"),
                             {"p": student}).scalar()
-    assert schedule._aware(due_at) == datetime(2026, 11, 25, 20, 30, tzinfo=UTC)
+    assert as_moment(due_at) == datetime(2026, 11, 25, 20, 30, tzinfo=UTC)
     assert "Thanksgiving" in nudge_rows(engine, student)["review"][1]
 
 
