@@ -26,10 +26,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.serve import StartupError
 from core.config import Settings
 from core.delivery import Blocked, Limits, RateLimited, Refused, Unavailable
-from core.engine import Engine, list_students, show_plan
-from core.flow import Turn
+from core.engine import Engine
 from core.messages import Attachment, Inbound, Rendered
-from core.models import Role
 
 PLATFORM = "slack"
 METADATA_TYPE = "companion_outbox"  # carried by every message we post, so a crash can be reconciled
@@ -158,14 +156,7 @@ class SlackAdapter:
 
     def home_text(self, user: str) -> str:
         """The App Home text: a student's plan and week, an adviser's students, in their language."""
-        conversation = self.conversation
-        with conversation.store.transaction() as tx:
-            sender = tx.sender(PLATFORM, user)
-            if sender is None or sender.person_id is None:
-                return conversation.catalog.text("link/need_code", conversation.settings.default_locale, {})
-            turn = Turn(tx, sender, conversation.catalog, conversation.clock())
-            (show_plan if sender.role == Role.student else list_students)(conversation, turn, "")
-            return "\n\n".join(conversation.catalog.render(reply, turn.locale).text for reply in turn.replies)
+        return "\n\n".join(rendered.text for rendered in self.conversation.overview(PLATFORM, user))
 
     # -- messages out (core.delivery.Sender) --------------------------------------------------------
 

@@ -29,7 +29,7 @@ from core import records
 from core.config import Settings
 from core.flow import END, Flow, Invalid, Turn
 from core.flows import FLOWS
-from core.messages import Attachment, Button, Inbound, Outbound
+from core.messages import Attachment, Button, Inbound, Outbound, Rendered
 from core.models import PersonStatus, Role
 from core.store import ConcurrentUpdate, Sender, Store, Tx, as_moment
 from core.templates import Catalog, catalog as default_catalog
@@ -107,6 +107,16 @@ class Engine:
         for inbound in again:
             queued.extend(self.handle(inbound))
         return queued
+
+    def overview(self, platform: str, external_id: str) -> list[Rendered]:
+        """What a dashboard (Slack's App Home) shows this chat account: a student's plan, an adviser's students."""
+        with self.store.transaction() as tx:
+            sender = tx.sender(platform, external_id)
+            if sender is None or sender.person_id is None:
+                return [self.catalog.render(Outbound("link/need_code"), self.settings.default_locale)]
+            turn = Turn(tx, sender, self.catalog, self.clock())
+            (show_plan if sender.role == Role.student else list_students)(self, turn, "")
+            return [self.catalog.render(reply, turn.locale) for reply in turn.replies]
 
     # -- one event, inside one transaction ---------------------------------------------------------
 
