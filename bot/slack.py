@@ -1,6 +1,8 @@
 """Slack (slack-bolt): direct messages, buttons, `/companion` and App Home in; the outbox out.
 
 Bolt verifies every request's signature and refuses timestamps older than five minutes (401).
+A student's App Home has an "Edit my profile" button that opens the learner profile as a modal;
+its submission is checked (a check-in time must be a time) before the acknowledgement.
 Every event is acknowledged at once and handled after the acknowledgement; a retried event
 (`X-Slack-Retry-Num`) reaches the engine with the same event id and changes nothing. Linking is
 by the roster e-mail Slack vouches for (`users.info`), or by an invite code sent as a message.
@@ -28,6 +30,7 @@ from core.config import Settings
 from core.delivery import Blocked, Limits, RateLimited, Refused, Unavailable
 from core.engine import Engine
 from core.messages import Attachment, Inbound, Rendered
+from core.templates import Catalog
 
 PLATFORM = "slack"
 METADATA_TYPE = "companion_outbox"  # carried by every message we post, so a crash can be reconciled
@@ -36,6 +39,8 @@ BLOCKED = {"channel_not_found", "account_inactive", "user_disabled", "user_not_f
            "is_archived", "not_in_channel"}
 TEMPORARY = {"internal_error", "fatal_error", "service_unavailable", "request_timeout", "team_added_to_org"}
 SEARCH_BACK = timedelta(minutes=1)  # how far before a claim the channel history is searched
+PROFILE_MODAL = "profile_modal"  # the App Home button's action id and the modal's callback id
+PROFILE_TEXT_FIELDS = ("strengths", "needs", "interests", "aim")
 log = logging.getLogger(__name__)
 
 
@@ -55,6 +60,8 @@ class SlackAdapter:
         self.working: set[asyncio.Task] = set()  # listeners still running after their ack
         self.app.event("message")(self.tracked(self.on_message))
         self.app.event("app_home_opened")(self.tracked(self.on_home))
+        self.app.action(PROFILE_MODAL)(self.tracked(self.on_profile_button))  # before the catch-all below
+        self.app.view_submission(PROFILE_MODAL)(self.tracked(self.on_profile_submitted))
         self.app.action(re.compile(".*"))(self.tracked(self.on_button))
         self.app.command("/companion")(self.tracked(self.on_command))
         self.app.error(self.on_error)
@@ -131,11 +138,42 @@ class SlackAdapter:
                                    text="/" + command.removeprefix("/"), email=await self._email(user)))
 
     async def on_home(self, event: dict) -> None:
-        """The App Home tab: the student's week (their plan), or how to link the account."""
+        """The App Home tab: the student's week (their plan) and a profile button, or how to link the account."""
         if event.get("tab") != "home":
             return
         text = await asyncio.to_thread(self.home_text, event["user"])
-        await self.client.views_publish(user_id=event["user"], view={"type": "home", "blocks": [section(text)]})
+        form = await asyncio.to_thread(self.conversation.profile_form, PLATFORM, event["user"])
+        home_blocks = [section(text)]
+        if form is not None:
+            locale, _ = form
+            label = self.conversation.catalog.label("slack.profile_edit", locale)
+            home_blocks.append({"type": "actions", "elements": [
+                {"type": "button", "action_id": PROFILE_MODAL, "text": {"type": "plain_text", "text": label}}]})
+        await self.client.views_publish(user_id=event["user"], view={"type": "home", "blocks": home_blocks})
+
+    async def on_profile_button(self, ack: AsyncAck, body: dict) -> None:
+        """"Edit my profile" on the App Home: open the profile as a modal, filled in as it stands."""
+        await ack()
+        form = await asyncio.to_thread(self.conversation.profile_form, PLATFORM, body["user"]["id"])
+        if form is None:  # unlinked since the App Home was drawn
+            return
+        locale, profile = form
+        await self.client.views_open(trigger_id=body["trigger_id"],
+                                     view=profile_modal(self.conversation.catalog, locale, profile))
+
+    async def on_profile_submitted(self, ack: AsyncAck, body: dict, view: dict) -> None:
+        """The modal's Save: a wrong check-in time is refused in the modal, else the core stores it once."""
+        values = {field: entered.get("value") for field, element in view["state"]["values"].items()
+                  for entered in element.values()}
+        if errors := self.conversation.profile_form_errors(values):
+            catalog, locale = self.conversation.catalog, view["private_metadata"]
+            await ack(response_action="errors",
+                      errors={field: catalog.text(template, locale, {}) for field, template in errors.items()})
+            return
+        await ack()
+        await asyncio.to_thread(self.conversation.update_profile, PLATFORM, body["user"]["id"],
+                                f"view:{view['id']}:{view['hash']}", values)
+        self.queued()
 
     async def on_error(self, error: Exception, body: dict) -> None:
         """Log a failed listener; the event is acknowledged already, the database holds the state."""
@@ -219,6 +257,32 @@ def blocks(message: Rendered) -> list[dict]:
              "text": {"type": "plain_text", "text": label[:75]}}
             for n, (label, payload) in enumerate(message.buttons)]})
     return result
+
+
+def profile_modal(catalog: Catalog, locale: str, profile: dict) -> dict:
+    """The learner profile as a modal of text inputs, prefilled; the language rides along for the errors."""
+    return {
+        "type": "modal", "callback_id": PROFILE_MODAL, "private_metadata": locale,
+        "title": {"type": "plain_text", "text": catalog.label("slack.profile_title", locale)[:24]},
+        "submit": {"type": "plain_text", "text": catalog.label("slack.profile_save", locale)[:24]},
+        "close": {"type": "plain_text", "text": catalog.label("slack.profile_cancel", locale)[:24]},
+        "blocks": [*(profile_input(catalog, locale, field, profile[field], multiline=True)
+                     for field in PROFILE_TEXT_FIELDS),
+                   profile_input(catalog, locale, "checkin_time", profile["checkin_time"], multiline=False,
+                                 placeholder=catalog.label("slack.checkin_hint", locale))],
+    }
+
+
+def profile_input(catalog: Catalog, locale: str, field: str, current: str | None, multiline: bool,
+                  placeholder: str | None = None) -> dict:
+    """One optional text input for a profile field, keyed by the field as block and action id."""
+    element = {"type": "plain_text_input", "action_id": field, "multiline": multiline, "max_length": 500}
+    if current:
+        element["initial_value"] = current
+    if placeholder:
+        element["placeholder"] = {"type": "plain_text", "text": placeholder}
+    return {"type": "input", "block_id": field, "optional": True, "element": element,
+            "label": {"type": "plain_text", "text": catalog.label(f"profile.{field}", locale)}}
 
 
 def plain(text: str) -> str:

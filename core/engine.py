@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Sequence
 
-from core import records
+from core import dates, records
 from core.config import Settings
 from core.flow import END, Flow, Invalid, Turn
 from core.flows import FLOWS
@@ -117,6 +117,45 @@ class Engine:
             turn = Turn(tx, sender, self.catalog, self.clock())
             (show_plan if sender.role == Role.student else list_students)(self, turn, "")
             return [self.catalog.render(reply, turn.locale) for reply in turn.replies]
+
+    def profile_form(self, platform: str, external_id: str) -> tuple[str, dict] | None:
+        """A linked student's language and learner profile, for a form (Slack's modal); None for anyone else."""
+        with self.store.transaction() as tx:
+            sender = tx.sender(platform, external_id)
+            if sender is None or sender.person_id is None or sender.role != Role.student:
+                return None
+            return Turn(tx, sender, self.catalog, self.clock()).locale, records.profile(tx, sender.person_id)
+
+    @staticmethod
+    def profile_form_errors(values: dict) -> dict[str, str]:
+        """What a profile form cannot accept, as field → error template (a form checks before it closes)."""
+        checkin = (values.get("checkin_time") or "").strip()
+        return {"checkin_time": "errors/need_time"} if checkin and dates.parse_time(checkin) is None else {}
+
+    def update_profile(self, platform: str, external_id: str, event_id: str, values: dict) -> list[int]:
+        """Save a profile form exactly once, with an audit row, and queue its confirmation; returns outbox ids.
+
+        `values` maps profile fields to what the student typed; a blank clears the field. A form with
+        `profile_form_errors` raises ValueError: the form refuses it before it gets here.
+        """
+        if errors := self.profile_form_errors(values):
+            raise ValueError(f"profile form refused: {errors}")
+        changes = {field: (value or "").strip() or None for field, value in values.items()}
+        if changes.get("checkin_time"):
+            changes["checkin_time"] = dates.parse_time(changes["checkin_time"]).strftime("%H:%M")
+        with self.store.transaction() as tx:
+            now = self.clock()
+            if not tx.record_event(platform, event_id, now):
+                return []
+            sender = tx.sender(platform, external_id)
+            if sender is None or sender.person_id is None:
+                raise LookupError(f"{platform} account {external_id} is not linked to a person")
+            turn = Turn(tx, sender, self.catalog, now)
+            records.save_profile(tx, turn.person_id, now, **changes)
+            tx.audit(platform, "profile_saved", turn.person_id, {"fields": sorted(changes)}, now)
+            turn.say("profile/saved", profile=records.profile(tx, turn.person_id))
+            return [tx.enqueue(turn.person_id, platform, sender.chat_id, turn.locale, reply, now)
+                    for reply in turn.replies]
 
     # -- one event, inside one transaction ---------------------------------------------------------
 

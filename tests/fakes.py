@@ -356,13 +356,14 @@ def _telegram_error(failure: Failure) -> web.Response:
 
 
 class FakeSlack(FakeServer):
-    """The Web API at `{url}/api/{method}`: auth.test, chat.postMessage, users.info, views.publish, …"""
+    """The Web API at `{url}/api/{method}`: auth.test, chat.postMessage, users.info, views.publish, views.open, …"""
 
     def __init__(self, token: str = "xoxb-test") -> None:
         super().__init__()
         self.token = token
         self.emails: dict[str, str] = {}  # user id → e-mail, for users.info
         self.messages: dict[str, list[dict]] = defaultdict(list)  # channel → messages the bot posted
+        self.views: list[dict] = []  # modals opened by views.open, with the id and hash Slack gave them
         self.last_ts = 0.0
 
     def application(self) -> web.Application:
@@ -425,6 +426,13 @@ class FakeSlack(FakeServer):
         with self.lock:
             messages = [m for m in self.messages[str(params["channel"])] if float(m["ts"]) >= oldest]
         return {"messages": list(reversed(messages)), "has_more": False}
+
+    def _api_views_open(self, params: dict) -> dict:
+        """Open a modal: keep it with a fresh view id and hash, as Slack answers."""
+        with self.lock:
+            view = {**params["view"], "id": f"V{len(self.views) + 1}", "hash": f"{time.time():.6f}"}
+            self.views.append(view)
+        return {"view": view}
 
     def _api_conversations_open(self, params: dict) -> dict:
         """The direct-message channel with a user: D + the user id without its U."""

@@ -16,6 +16,7 @@ from sqlalchemy import text
 
 from bot.serve import Service, StartupError
 from bot.slack import SlackAdapter, plain
+from core import records
 from core.config import Settings
 from core.delivery import Limits, utc_now
 from core.messages import Outbound
@@ -57,6 +58,12 @@ class Workspace:
 
     async def post(self, body: str, content_type: str, timestamp: int | None = None, secret: str = SIGNING_SECRET,
                    retry: int | None = None) -> int:
+        """Send a signed request as Slack does; returns the HTTP status."""
+        return (await self.request(body, content_type, timestamp, secret, retry))[0]
+
+    async def request(self, body: str, content_type: str, timestamp: int | None = None,
+                      secret: str = SIGNING_SECRET, retry: int | None = None) -> tuple[int, str]:
+        """Send a signed request as Slack does; returns the HTTP status and the response body."""
         timestamp = int(time.time()) if timestamp is None else timestamp
         headers = {"Content-Type": content_type, "X-Slack-Request-Timestamp": str(timestamp),
                    "X-Slack-Signature": SignatureVerifier(secret).generate_signature(timestamp=str(timestamp),
@@ -64,7 +71,7 @@ class Workspace:
         if retry is not None:
             headers |= {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"}
         async with self.session.post(self.url, data=body.encode(), headers=headers) as response:
-            return response.status
+            return response.status, await response.text()
 
     async def event(self, event: dict, event_id: str | None = None, **options) -> tuple[int, str]:
         event_id = event_id or f"Ev{next(ids)}"
@@ -89,6 +96,29 @@ class Workspace:
         return await self.post(urlencode({"payload": json.dumps(body)}), "application/x-www-form-urlencoded"), \
             "action:" + trigger
 
+    async def tap_home(self, fake: FakeSlack, action_id: str) -> int:
+        """Tap the button with `action_id` on the App Home the app published last."""
+        home = fake.called("views.publish")[-1]["view"]
+        assert any(element["action_id"] == action_id
+                   for block in home["blocks"] if block["type"] == "actions" for element in block["elements"])
+        body = {"type": "block_actions", "trigger_id": f"trigger{next(ids)}", "user": {"id": USER},
+                "team": {"id": "T1"}, "api_app_id": "A1", "container": {"type": "view", "view_id": "VHOME"},
+                "view": {"id": "VHOME", "type": "home", "blocks": home["blocks"]},
+                "actions": [{"type": "button", "action_id": action_id, "block_id": "b",
+                             "action_ts": f"{time.time():.6f}"}]}
+        return await self.post(urlencode({"payload": json.dumps(body)}), "application/x-www-form-urlencoded")
+
+    async def submit(self, view: dict, typed: dict[str, str]) -> tuple[int, dict | None]:
+        """Press the modal's submit button after typing `typed` into its inputs; returns Slack's answer."""
+        values = {block["block_id"]: {block["element"]["action_id"]: {
+            "type": "plain_text_input", "value": typed.get(block["block_id"]) or None}}
+            for block in view["blocks"] if block["type"] == "input"}
+        body = {"type": "view_submission", "team": {"id": "T1"}, "user": {"id": USER}, "api_app_id": "A1",
+                "trigger_id": f"trigger{next(ids)}", "view": {**view, "state": {"values": values}}}
+        status, answer = await self.request(urlencode({"payload": json.dumps(body)}),
+                                            "application/x-www-form-urlencoded")
+        return status, json.loads(answer) if answer else None
+
     async def command(self, words: str) -> tuple[int, str]:
         trigger = f"trigger{next(ids)}"
         body = urlencode({"command": "/companion", "text": words, "user_id": USER, "team_id": "T1",
@@ -101,6 +131,41 @@ async def step(engine, fake: FakeSlack, workspace: Workspace, says: str) -> None
     status, event_id = await (workspace.tap(fake, says[1:]) if says.startswith("@") else workspace.dm(says))
     assert status == 200
     await settled(engine, "slack", event_id)
+
+
+async def open_profile_modal(engine, fake: FakeSlack, workspace: Workspace) -> dict:
+    """Link the student by e-mail, open their App Home and tap "Edit my profile"; returns the modal."""
+    status, event_id = await workspace.dm("hi")
+    assert status == 200
+    await settled(engine, "slack", event_id)
+    await workspace.event({"type": "app_home_opened", "user": USER, "channel": DM, "tab": "home"})
+    await until(lambda: fake.called("views.publish"))
+    assert await workspace.tap_home(fake, "profile_modal") == 200
+    await until(lambda: fake.views)
+    return fake.views[-1]
+
+
+def enrol_by_email(engine, now, fake: FakeSlack, **profile) -> int:
+    """A student whose Slack e-mail is on the roster, with a learner profile filled in so far."""
+    student, _ = enrol(engine, now)
+    with Store(engine).transaction() as tx:
+        fake.emails[USER] = tx.one("SELECT email FROM person WHERE id = ?", (student,))[0]
+        records.save_profile(tx, student, now, **profile)
+    return student
+
+
+def stored_profile(engine) -> tuple:
+    """The one learner profile row: its five fields and when it was last written."""
+    with engine.connect() as connection:
+        return tuple(connection.execute(text(
+            "SELECT strengths, needs, interests, aim, checkin_time, updated_at FROM learnerprofile")).one())
+
+
+def audited(engine, action: str) -> int:
+    """How many audit rows record `action`."""
+    with engine.connect() as connection:
+        return connection.execute(text("SELECT COUNT(*) FROM auditlog WHERE action = :action"),
+                                  {"action": action}).scalar_one()
 
 
 def database(engine) -> tuple[int, int, int]:
@@ -254,3 +319,54 @@ def test_one_process_serves_both_platforms_and_a_health_check(engine, now, fake,
 
         asyncio.run(scenario())
         assert telegram.texts(7) and fake.texts(DM)
+
+
+def test_the_profile_modal_opens_from_the_app_home_prefilled_and_saves_once(engine, now, fake, quick):
+    enrol_by_email(engine, now, fake, strengths="drawing", checkin_time="16:00")
+    typed = {"strengths": "drawing and maths", "needs": "essays", "interests": "robots", "aim": "engineer",
+             "checkin_time": "7:30pm"}
+
+    async def scenario() -> dict:
+        async with serving(Service(slack_settings(fake), engine)) as service, aiohttp.ClientSession() as session:
+            workspace = Workspace(service.port, session)
+            modal = await open_profile_modal(engine, fake, workspace)
+            assert await workspace.submit(modal, typed) == (200, None)
+            await settled(engine, "slack", f"view:{modal['id']}:{modal['hash']}")
+            saved = (stored_profile(engine), len(fake.texts(DM)))
+            assert await workspace.submit(modal, typed) == (200, None)  # Slack retries the same submission
+            await asyncio.sleep(0.3)
+            assert (stored_profile(engine), len(fake.texts(DM))) == saved
+            return modal
+
+    modal = asyncio.run(scenario())
+    assert fake.called("views.open")[0]["trigger_id"].startswith("trigger")
+    assert modal["title"]["text"] == "My profile" and modal["submit"]["text"] == "Save"
+    prefilled = {block["block_id"]: block["element"].get("initial_value") for block in modal["blocks"]}
+    assert prefilled == {"strengths": "drawing", "needs": None, "interests": None, "aim": None,
+                         "checkin_time": "16:00"}
+    assert stored_profile(engine)[:5] == ("drawing and maths", "essays", "robots", "engineer", "19:30")
+    assert audited(engine, "profile_saved") == 1
+    confirmations = [said for said in fake.texts(DM) if said.startswith("Your profile is saved")]
+    assert len(confirmations) == 1 and "drawing and maths" in confirmations[0] and "19:30" in confirmations[0]
+
+
+def test_a_wrong_checkin_time_is_refused_in_the_modal_in_the_students_language(engine, now, fake, quick):
+    student = enrol_by_email(engine, now, fake, strengths="dibujo", checkin_time="16:00")
+    with Store(engine).transaction() as tx:
+        records.set_person(tx, student, locale="es")
+
+    async def scenario() -> tuple[dict, tuple]:
+        async with serving(Service(slack_settings(fake), engine)) as service, aiohttp.ClientSession() as session:
+            workspace = Workspace(service.port, session)
+            modal = await open_profile_modal(engine, fake, workspace)
+            before = (stored_profile(engine), database(engine), len(fake.called("chat.postMessage")))
+            answer = await workspace.submit(modal, {"strengths": "matemáticas", "checkin_time": "a las nunca"})
+            await asyncio.sleep(0.3)
+            assert (stored_profile(engine), database(engine), len(fake.called("chat.postMessage"))) == before
+            return modal, answer
+
+    modal, (status, answer) = asyncio.run(scenario())
+    assert modal["title"]["text"] == "Mi perfil" and modal["close"]["text"] == "Cancelar"
+    assert status == 200 and answer == {"response_action": "errors", "errors": {
+        "checkin_time": 'No entendí la hora. Prueba con algo como "7:30", "4pm" o "16:00".'}}
+    assert audited(engine, "profile_saved") == 0 and stored_profile(engine)[0] == "dibujo"
