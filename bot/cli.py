@@ -134,7 +134,8 @@ def roster_import(ctx: click.Context, directory: Path) -> None:
     try:
         settings = application.settings
         report = import_roster(application.engine, directory, settings.advisory_markers,
-                               school_timezone=settings.school_timezone, school_locale=settings.default_locale)
+                               school_timezone=settings.school_timezone, school_locale=settings.default_locale,
+                               counselor_emails=settings.counselors)
     except RosterError as error:
         raise click.ClickException(f"{error} — nothing was imported") from error
     for line in report.lines():

@@ -16,6 +16,8 @@ class Settings(BaseSettings):
     default_locale: str = Field("en", alias="COMPANION_DEFAULT_LOCALE")
     # OneRoster classes whose classType or title matches one of these are advisory groups.
     advisory_class_types: str = Field("homeroom,advisory", alias="COMPANION_ADVISORY_CLASS_TYPES")
+    # OneRoster has no counselor role: these staff e-mails (comma-separated) get every safety alert.
+    counselor_emails: str = Field("", alias="COMPANION_COUNSELOR_EMAILS")
     invite_valid_days: int = Field(30, alias="COMPANION_INVITE_VALID_DAYS")
     # Failed invite-code attempts one chat account may make per hour before it must wait.
     invite_attempts_per_hour: int = Field(5, alias="COMPANION_INVITE_ATTEMPTS_PER_HOUR")
@@ -34,6 +36,11 @@ class Settings(BaseSettings):
     slack_api_url: str | None = Field(None, alias="SLACK_API_URL")
     http_host: str = Field("127.0.0.1", alias="COMPANION_HTTP_HOST")
     http_port: int = Field(8080, alias="COMPANION_HTTP_PORT")
+
+    @property
+    def counselors(self) -> frozenset[str]:
+        """Lower-cased e-mails of the school's designated counselors."""
+        return frozenset(part.strip().lower() for part in self.counselor_emails.split(",") if part.strip())
 
     @property
     def advisory_markers(self) -> set[str]:

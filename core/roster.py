@@ -177,15 +177,21 @@ class _Roster:
 
 
 def import_roster(engine: Engine, directory: Path, advisory_markers: set[str], *,
-                  school_timezone: str | None = None, school_locale: str | None = None) -> ImportReport:
-    """Check the OneRoster files in `directory`, then create, update and remove rows in one transaction."""
+                  school_timezone: str | None = None, school_locale: str | None = None,
+                  counselor_emails: frozenset[str] = frozenset()) -> ImportReport:
+    """Check the OneRoster files in `directory`, then create, update and remove rows in one transaction.
+
+    OneRoster 1.1 has no counselor role: staff whose e-mail is in `counselor_emails` become counselors,
+    who receive every safety alert of their school.
+    """
     roster = _read_roster(Path(directory), advisory_markers)
     school_defaults = {key: value for key, value in (("timezone", school_timezone), ("locale", school_locale))
                        if value is not None}
     report = ImportReport()
     with Session(engine) as session, session.begin():
         school_ids, covered_school_ids = _apply_schools(session, roster, school_defaults, report)
-        person_ids = _apply_people(session, roster, school_ids, covered_school_ids, report)
+        person_ids = _apply_people(session, roster, school_ids, covered_school_ids,
+                                   {email.lower() for email in counselor_emails}, report)
         groups, covered_group_ids = _apply_groups(session, roster, school_ids, covered_school_ids, report)
         _apply_members(session, roster, person_ids, groups, covered_group_ids, report)
         session.add(AuditLog(actor="roster", action="roster_import", detail=json.dumps(report.counts())))
@@ -340,7 +346,7 @@ def _update(record, values: dict, changes: TableChanges, report: ImportReport, l
 
 
 def _apply_people(session: Session, roster: _Roster, school_ids: dict[str, int], covered_school_ids: set[int],
-                  report: ImportReport) -> dict[str, int]:
+                  counselor_emails: set[str], report: ImportReport) -> dict[str, int]:
     """Create and update people; returns the ids of the people on this roster by sourcedId."""
     stored = {person.sourced_id: person for person in session.exec(select(Person))}
     on_roster: set[str] = set()
@@ -353,6 +359,8 @@ def _apply_people(session: Session, roster: _Roster, school_ids: dict[str, int],
         if role is None:
             report.skipped_users[user.role] = report.skipped_users.get(user.role, 0) + 1
             continue
+        if role != Role.student and (user.email or "").lower() in counselor_emails:
+            role = Role.counselor.value
         school_id = next((school_ids[org_id] for org_id in user.org_ids if org_id in school_ids), None)
         values = {"school_id": school_id, "role": role, "given_name": user.given_name,
                   "family_name": user.family_name, "email": user.email, "grade": user.grade}

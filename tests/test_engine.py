@@ -148,13 +148,17 @@ def test_crisis_language_alerts_the_adviser_at_once(conversation, engine, now, m
     _, code = enrol(engine, now, given_name="Eli", adviser_id=adviser_id)
     adviser = Chat(conversation, "adviser")
     adviser.say(adviser_code)
+    _, counselor_code = enrol(engine, now, given_name="Mr Okafor", role="counselor")
+    counselor = Chat(conversation, "counselor")
+    counselor.say(counselor_code)
     student = Chat(conversation, "eli")
     play(student, [(code, ["link/welcome", "onboarding/consent"]), ("@agree", ["profile/ask_language"])])
     replies = student.say(message)
     assert [t for t, _, _ in replies] == ["safety/support"]
     assert "988" in replies[0][1]
-    (template, alert, _), = adviser.deliver()
-    assert template == "safety/alert" and "Eli" in alert and message in alert
+    for adult in (adviser, counselor):
+        (template, alert, _), = adult.deliver()
+        assert template == "safety/alert" and "Eli" in alert and message in alert
     with engine.connect() as db:
         assert db.execute(text("SELECT COUNT(*) FROM safetyalert")).scalar() >= 1
         assert db.execute(text("SELECT COUNT(*) FROM auditlog WHERE action = 'safety_alert'")).scalar() == 1

@@ -122,6 +122,15 @@ def test_reimport_of_the_same_files_changes_nothing(engine, roster):
     assert count(engine, Person) == 11
 
 
+def test_staff_named_as_counselors_by_email_become_counselors(engine, roster):
+    import_roster(engine, roster, MARKERS, counselor_emails=frozenset({"Dana.Whitfield@maplegrove.example",
+                                                                       "sofia.hernandez@maplegrove.example"}))
+    with Session(engine) as session:
+        roles = {person.sourced_id: person.role for person in session.exec(select(Person))}
+    assert roles["usr-t-whitfield"] == "counselor"
+    assert roles["usr-s-1001"] == "student"  # a student is never made a counselor by a list mistake
+
+
 def test_reimport_reports_exactly_what_changed(engine, roster):
     import_roster(engine, roster, MARKERS)
     edit(roster, "users.csv", line_of(roster, "users.csv", "usr-s-1001"), "email", "sofia.h@maplegrove.example")
