@@ -34,6 +34,7 @@ PLATFORM = "telegram"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 ALLOWED_UPDATES = ["message", "callback_query"]
 CALLBACK_DATA_LIMIT = 64  # bytes, a Bot API limit
+POLLING_BACKOFF = (0.5, 1, 2, 4, 8, 15, 30, 60)  # seconds between tries of a polled update (two minutes in all)
 ROW_WIDTH = 30  # characters of labels per keyboard row, so short choices (1–5) share a row
 log = logging.getLogger(__name__)
 
@@ -139,8 +140,23 @@ class TelegramAdapter:
             log.info("tap %s: %s", update.update_id, error)
 
     async def _handle(self, inbound: Inbound) -> None:
-        """Run the engine off the event loop (it is blocking database work), then wake delivery."""
-        await asyncio.to_thread(self.conversation.handle, inbound)
+        """Run the engine off the event loop (it is blocking database work), then wake delivery.
+
+        A polled update is already confirmed to Telegram and will not come again, so while polling
+        a failure (the database away) is retried with backoff; updates wait in order meanwhile. A
+        webhook update fails at once: the 500 makes Telegram send it again.
+        """
+        attempts = 1 if self.webhook_mode else len(POLLING_BACKOFF) + 1
+        for attempt in range(attempts):
+            try:
+                await asyncio.to_thread(self.conversation.handle, inbound)
+                break
+            except Exception:
+                if attempt + 1 == attempts:
+                    raise
+                log.warning("update %s failed; trying again in %ss", inbound.event_id, POLLING_BACKOFF[attempt],
+                            exc_info=True)
+                await asyncio.sleep(POLLING_BACKOFF[attempt])
         self.queued()
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:

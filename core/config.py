@@ -22,10 +22,9 @@ class Settings(BaseSettings):
     # Failed invite-code attempts one chat account may make per hour before it must wait.
     invite_attempts_per_hour: int = Field(5, alias="COMPANION_INVITE_ATTEMPTS_PER_HOUR")
 
-    # Shown at once to a student whose message sounds like a crisis (SPEC §2, safety first).
-    safety_resources: str = Field(
-        "call or text 988 (Suicide & Crisis Lifeline), or call 911 in an emergency.",
-        alias="COMPANION_SAFETY_RESOURCES")
+    # Shown at once to a student whose message sounds like a crisis (SPEC §2, safety first); when
+    # unset, prompts/<locale>/safety/resources.j2 says it in the student's language.
+    safety_resources: str | None = Field(None, alias="COMPANION_SAFETY_RESOURCES")
 
     telegram_bot_token: str | None = Field(None, alias="TELEGRAM_BOT_TOKEN")
     telegram_api_url: str | None = Field(None, alias="TELEGRAM_API_URL")

@@ -224,3 +224,18 @@ def test_shared_evidence_is_kept_for_the_goal_under_review(conversation, engine,
         artifact = db.execute(text("SELECT a.kind, a.ref, a.caption, g.text FROM artifact a "
                                    "JOIN goal g ON g.id = a.goal_id")).one()
     assert tuple(artifact) == ("photo", "file-123", "my sketch", "draw 3 sketches by Friday")
+
+
+def test_crisis_resources_come_in_the_students_language_unless_the_school_sets_its_own(engine, now):
+    from core.config import Settings
+
+    spanish = Chat(Engine(Store(engine), clock=lambda: now), "ana")
+    _, code = enrol(engine, now)
+    play(spanish, [(code, ["link/welcome", "onboarding/consent"]), ("@agree", ["profile/ask_language"]),
+                   ("@es", ["profile/ask_timezone"])])
+    (_, support, _), = spanish.say("ya no quiero vivir")
+    assert "marca 2 para español" in support
+    school = Engine(Store(engine), Settings(COMPANION_SAFETY_RESOURCES="call Ms Lee at 555-0100"), clock=lambda: now)
+    spanish.engine = school
+    (_, support, _), = spanish.say("quiero morir")
+    assert "call Ms Lee at 555-0100" in support

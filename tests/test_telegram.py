@@ -85,6 +85,30 @@ def test_a_student_links_onboards_and_sets_a_goal_by_polling(engine, now, fake, 
     assert [m.get("language_code") for m in menus] == [None, "es"] and menus[0]["commands"][0]["command"] == "goals"
 
 
+def test_a_polled_update_that_fails_is_tried_again_not_lost(engine, now, fake, quick, monkeypatch):
+    _, code = enrol(engine, now)
+    handle = Engine.handle
+    outages = iter([RuntimeError("database is away"), RuntimeError("still away")])
+
+    def flaky(self, inbound):
+        """The first two calls fail as a database outage would; later ones work."""
+        for outage in outages:
+            raise outage
+        return handle(self, inbound)
+
+    monkeypatch.setattr(Engine, "handle", flaky)
+    monkeypatch.setattr("bot.telegram.POLLING_BACKOFF", (0.05, 0.05, 0.05))
+
+    async def scenario() -> None:
+        async with serving(Service(telegram_settings(fake), engine)):
+            await step(engine, fake, f"/start {code}")  # Telegram will not send it again: the adapter retries
+
+    asyncio.run(scenario())
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT person_id FROM chatidentity")).scalar_one() is not None
+    assert "Welcome" in fake.texts(str(STUDENT))[0]
+
+
 async def post_update(port: int, update: dict, secret: str | None) -> int:
     headers = {"X-Telegram-Bot-Api-Secret-Token": secret} if secret is not None else {}
     async with aiohttp.ClientSession() as session:
