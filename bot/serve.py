@@ -17,10 +17,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import os
 import re
 import signal
-import socket
 from datetime import timezone
 from typing import Awaitable, Callable, Sequence
 
@@ -31,7 +29,7 @@ from sqlalchemy import text
 
 from core import schedule
 from core.config import Settings
-from core.delivery import Delivery
+from core.delivery import Delivery, worker_name
 from core.engine import Engine
 from core.store import Store
 
@@ -166,7 +164,7 @@ class Service:
     async def wake_nudges(self, stopping: asyncio.Event) -> None:
         """APScheduler 3 wakes the nudge sweeps; the database, not the scheduler, knows what is due."""
         scheduler = BackgroundScheduler(timezone=timezone.utc)
-        schedule.wake_sweeps(scheduler, self.database, self.conversation, f"{socket.gethostname()}:{os.getpid()}")
+        schedule.wake_sweeps(scheduler, self.database, self.conversation, worker_name())
         scheduler.start()
         await stopping.wait()
         await asyncio.to_thread(scheduler.shutdown, wait=True)  # a sweep in progress finishes its nudge

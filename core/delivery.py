@@ -37,10 +37,11 @@ import os
 import random
 import socket
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Callable, Protocol, Sequence
 
 from core.messages import Rendered
+from core.models import utcnow as utc_now
 from core.outbox import Pending, render
 from core.store import Store, Tx, as_moment
 from core.templates import Catalog
@@ -187,11 +188,6 @@ class Lane:
 
 
 # -- the worker ------------------------------------------------------------------------------------
-
-
-def utc_now() -> datetime:
-    """The current time, timezone-aware, in UTC."""
-    return datetime.now(timezone.utc)
 
 
 def worker_name() -> str:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Callable, Sequence
 
 from core import dates, records
@@ -30,7 +30,7 @@ from core.config import Settings
 from core.flow import END, Flow, Invalid, Turn
 from core.flows import FLOWS
 from core.messages import Attachment, Button, Inbound, Outbound, Rendered
-from core.models import PersonStatus, Role
+from core.models import PersonStatus, Role, utcnow as utc_now
 from core.store import ConcurrentUpdate, Sender, Store, Tx, as_moment
 from core.templates import Catalog, catalog as default_catalog
 
@@ -45,10 +45,6 @@ ALIASES = {"ayuda": "help", "metas": "goals", "repaso": "review", "perfil": "pro
 MENU = (Button("menu.goals", "/goals"), Button("menu.review", "/review"), Button("menu.plan", "/plan"),
         Button("menu.profile", "/profile"), Button("menu.help", "/help"))
 ADVISER_MENU = (Button("menu.students", "/students"), Button("menu.help", "/help"))
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @dataclass(frozen=True)
