@@ -183,7 +183,10 @@ class Engine:
         if inbound.attachment and sender.status != PersonStatus.stopped:
             self._keep_evidence(turn, inbound.attachment)
             if not inbound.text:
-                self.ask_again(turn) if sender.flow else self.menu(turn)
+                if sender.flow:
+                    self.ask_again(turn)
+                else:
+                    self.menu(turn)
                 return
         name, args = self._command(inbound)
         if sender.status == PersonStatus.stopped and name != "start":
@@ -317,7 +320,7 @@ class Engine:
         for concern in concerns:
             tx.execute("INSERT INTO safetyalert (person_id, category, text, created_at) VALUES (?, ?, ?, ?)",
                        (person_id, concern, text, tx.ts(turn.now)))
-        turn.say("safety/support", concerns=concerns, resources=self.settings.safety_resources)
+        turn.say("safety/support", concerns=concerns, resources=self.settings.safety_resources, alerted=True)
         for adult_id, platform, chat_id, locale in tx.all(
                 "SELECT DISTINCT p.id, i.platform, i.chat_id, COALESCE(p.locale, s.locale) FROM person p "
                 "JOIN chatidentity i ON i.person_id = p.id LEFT JOIN school s ON s.id = p.school_id "
@@ -335,6 +338,12 @@ class Engine:
     def _link(self, turn: Turn, inbound: Inbound) -> None:
         """Redeem an invite code (or match the roster e-mail on Slack), then start onboarding."""
         tx, sender = turn.tx, turn.sender
+        if inbound.text and (concerns := self.catalog.safety.concerns(inbound.text)):
+            # Nobody to alert yet, but the words still get support and the resources at once.
+            turn.say("safety/support", concerns=concerns, resources=self.settings.safety_resources, alerted=False)
+            tx.audit(inbound.platform, "safety_unlinked", None, {"concerns": concerns,
+                                                                  "identity": sender.identity_id}, turn.now)
+            return
         person_id = self._person_by_email(tx, inbound) if inbound.email else None
         if person_id is None:
             code = self._invite_code(inbound)

@@ -239,3 +239,11 @@ def test_crisis_resources_come_in_the_students_language_unless_the_school_sets_i
     spanish.engine = school
     (_, support, _), = spanish.say("quiero morir")
     assert "call Ms Lee at 555-0100" in support
+
+
+def test_crisis_words_before_linking_still_get_support_at_once(conversation, engine, now):
+    stranger = Chat(conversation, "stranger")
+    (template, support, _), = stranger.say("I want to kill myself")
+    assert template == "safety/support" and "988" in support and "adviser" not in support
+    with engine.connect() as db:
+        assert db.execute(text("SELECT COUNT(*) FROM auditlog WHERE action = 'safety_unlinked'")).scalar() == 1
