@@ -23,12 +23,12 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from core import records
-from core.db import make_engine, upgrade
-from core.engine import Command, Engine
-from core.flow import Flow, Step, Text, Turn
-from core.messages import Inbound
-from core.store import Store
+from core.domain import records
+from core.domain.db import make_engine, upgrade
+from core.engine.pipeline import Command, Engine
+from core.engine.flow import Flow, Step, Text, Turn
+from core.domain.messages import Inbound
+from core.domain.store import Store
 
 PEERS = Path(__file__).resolve().parents[2] / "shared" / "bench"
 MESSAGES = ("/goal", "finish 3 algebra units", "soccer practice", "do them at lunch")

@@ -26,12 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.telegram import TelegramAdapter  # noqa: E402
 from core.config import Settings  # noqa: E402
-from core.db import make_engine, upgrade  # noqa: E402
-from core.delivery import Delivery, utc_now  # noqa: E402
-from core.engine import Engine  # noqa: E402
-from core.messages import Outbound  # noqa: E402
-from core.store import Store  # noqa: E402
-from core.templates import catalog  # noqa: E402
+from core.domain.db import make_engine, upgrade  # noqa: E402
+from core.delivery.worker import Delivery, utc_now  # noqa: E402
+from core.engine.pipeline import Engine  # noqa: E402
+from core.domain.messages import Outbound  # noqa: E402
+from core.domain.store import Store  # noqa: E402
+from core.render.templates import catalog  # noqa: E402
 from tests.fakes import FakeTelegram  # noqa: E402
 
 PER_CHAT, PER_BOT = 1.0, 30.0

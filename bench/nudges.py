@@ -45,8 +45,8 @@ PREFERRED = (None, "07:30", "15:30", "16:45", "19:00", "22:30")  # None: the def
 
 def seed(url: str, students: int) -> None:
     """A school with `students` linked students in mixed zones, written in bulk with plain SQL."""
-    from core.db import make_engine, upgrade
-    from core.store import Store
+    from core.domain.db import make_engine, upgrade
+    from core.domain.store import Store
 
     engine = make_engine(url)
     upgrade(engine)
@@ -84,7 +84,7 @@ def scratch_database(url: str | None) -> Iterator[str]:
         return
     from sqlalchemy import make_url, text
 
-    from core.db import make_engine
+    from core.domain.db import make_engine
 
     schema = f"bench_{secrets.token_hex(4)}"
     admin = make_engine(url)
@@ -100,10 +100,10 @@ def scratch_database(url: str | None) -> Iterator[str]:
 
 def measure(url: str, sample: int) -> None:
     """Plan and claim the week, then send a sample through the engine; prints key=value (a child process)."""
-    from core import schedule
-    from core.db import make_engine
-    from core.engine import Engine
-    from core.store import Store
+    from core.schedule import policy as schedule
+    from core.domain.db import make_engine
+    from core.engine.pipeline import Engine
+    from core.domain.store import Store
 
     engine = make_engine(url)
     store = Store(engine)

@@ -32,7 +32,7 @@ from slack_sdk.signature import SignatureVerifier
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.db import make_engine, upgrade  # noqa: E402
+from core.domain.db import make_engine, upgrade  # noqa: E402
 from tests.fakes import FakeSlack, free_port, start_serve, wait_for  # noqa: E402
 
 SECRET = "bench-signing-secret"

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import click
 
-from core import db
+from core.domain import db
 from core.config import Settings
-from core.engine import Engine, utc_now
+from core.engine.pipeline import Engine, utc_now
 from bot.schedule_cli import register as register_schedule_commands
-from core.store import Store
+from core.domain.store import Store
 
 
 class App:
@@ -65,7 +65,7 @@ def demo(ctx: click.Context, directory: Path | None) -> None:
 
 
 def build_demo_school(application: App, directory: Path | None) -> list:
-    from core.demo import build_demo
+    from core.school.demo import build_demo
 
     with tempfile.TemporaryDirectory() as scratch:
         result = build_demo(application.engine, directory or Path(scratch), utc_now())
@@ -87,7 +87,7 @@ def chat(ctx: click.Context, user: str) -> None:
     On an empty database a demo school is built first, so this works with nothing set up.
     """
     from bot.console import ConsoleChat
-    from core.models import Person
+    from core.domain.models import Person
     from sqlmodel import Session, select
 
     application = app(ctx)
@@ -128,7 +128,7 @@ def roster() -> None:
 @click.pass_context
 def roster_import(ctx: click.Context, directory: Path) -> None:
     """Import orgs.csv, users.csv, classes.csv and enrollments.csv from DIRECTORY; re-import updates."""
-    from core.roster import RosterError, import_roster
+    from core.school.roster import RosterError, import_roster
 
     application = app(ctx.parent)
     try:
@@ -150,7 +150,7 @@ def roster_import(ctx: click.Context, directory: Path) -> None:
 @click.pass_context
 def invites(ctx: click.Context, out, bot_username: str | None, roles: tuple[str, ...]) -> None:
     """Export single-use, expiring invite codes for everyone of ROLE not yet linked, as CSV."""
-    from core.invites import issue_invites, write_invites_csv
+    from core.school.invites import issue_invites, write_invites_csv
 
     application = app(ctx)
     rows = issue_invites(application.engine, utc_now(), application.settings.invite_valid_days, roles=roles)
@@ -161,8 +161,8 @@ def invites(ctx: click.Context, out, bot_username: str | None, roles: tuple[str,
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "text"]), default="mermaid", show_default=True)
 def flows(fmt: str) -> None:
     """Print a diagram of every conversation flow, generated from its state table."""
-    from core.diagram import mermaid, outline
-    from core.flows import FLOWS
+    from core.engine.diagram import mermaid, outline
+    from core.features import FLOWS
 
     for flow in FLOWS.values():
         click.echo(mermaid(flow) if fmt == "mermaid" else outline(flow))

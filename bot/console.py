@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Callable, Iterable
 
-from core import outbox
-from core.engine import Engine
-from core.messages import Inbound, Rendered
+from core.delivery import outbox
+from core.engine.pipeline import Engine
+from core.domain.messages import Inbound, Rendered
 
 PLATFORM = "console"
 

@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import click
 
-from core.engine import utc_now
+from core.engine.pipeline import utc_now
 
 
 def register(main: click.Group, make_app: Callable[[click.Context], Any]) -> None:
@@ -23,7 +23,7 @@ def register(main: click.Group, make_app: Callable[[click.Context], Any]) -> Non
     @click.pass_context
     def calendar_import(ctx: click.Context, file: Path, school: str | None) -> None:
         """Import FILE.ics; importing again updates events by UID. A bad file imports nothing."""
-        from core.calendar_import import CalendarError, import_calendar
+        from core.school.calendar import CalendarError, import_calendar
 
         application = make_app(ctx)
         try:
@@ -43,7 +43,7 @@ def register(main: click.Group, make_app: Callable[[click.Context], Any]) -> Non
     @click.pass_context
     def schedule_show(ctx: click.Context, student: str, weeks: int) -> None:
         """What is next for STUDENT (sourced id, e-mail or name) and why: holiday, pause, cap, quiet hours."""
-        from core.schedule import find_students, outlook
+        from core.schedule.policy import find_students, outlook
 
         application = make_app(ctx)
         found = find_students(application.engine, student)
@@ -62,7 +62,7 @@ def register(main: click.Group, make_app: Callable[[click.Context], Any]) -> Non
     @click.pass_context
     def schedule_plan(ctx: click.Context) -> None:
         """Plan every student's nudges for this week and next; planning again updates what has not gone out."""
-        from core.schedule import plan_coming_weeks
+        from core.schedule.policy import plan_coming_weeks
 
         written = plan_coming_weeks(make_app(ctx).engine, utc_now())
         click.echo(f"{written} nudges planned or updated for this week and next")

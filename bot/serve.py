@@ -27,11 +27,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine as Database
 from sqlalchemy import text
 
-from core import schedule
+from core.schedule import policy as schedule
 from core.config import Settings
-from core.delivery import Delivery, worker_name
-from core.engine import Engine
-from core.store import Store
+from core.delivery.worker import Delivery, worker_name
+from core.engine.pipeline import Engine
+from core.domain.store import Store
 
 log = logging.getLogger(__name__)
 Background = Callable[[asyncio.Event], Awaitable[None]]  # e.g. the scheduler: runs until the event is set

@@ -27,10 +27,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.serve import StartupError
 from core.config import Settings
-from core.delivery import Blocked, Limits, RateLimited, Refused, Unavailable
-from core.engine import Engine
-from core.messages import Attachment, Inbound, Rendered
-from core.templates import Catalog
+from core.delivery.worker import Blocked, Limits, RateLimited, Refused, Unavailable
+from core.engine.pipeline import Engine
+from core.domain.messages import Attachment, Inbound, Rendered
+from core.render.templates import Catalog
 
 PLATFORM = "slack"
 METADATA_TYPE = "companion_outbox"  # carried by every message we post, so a crash can be reconciled
@@ -196,7 +196,7 @@ class SlackAdapter:
         """The App Home text: a student's plan and week, an adviser's students, in their language."""
         return "\n\n".join(rendered.text for rendered in self.conversation.overview(PLATFORM, user))
 
-    # -- messages out (core.delivery.Sender) --------------------------------------------------------
+    # -- messages out (core.delivery.worker.Sender) --------------------------------------------------------
 
     async def send(self, chat_id: str, message: Rendered, outbox_id: int) -> str:
         """chat.postMessage with the outbox id as metadata; Slack's errors become delivery's."""

@@ -25,10 +25,10 @@ from telegram.warnings import PTBDeprecationWarning
 
 from bot.serve import StartupError
 from core.config import Settings
-from core.delivery import Blocked, CannotTell, Limits, RateLimited, Refused, Unavailable
-from core.engine import Engine
-from core.messages import Attachment, Inbound, Rendered
-from core.templates import DEFAULT_LOCALE, LOCALES
+from core.delivery.worker import Blocked, CannotTell, Limits, RateLimited, Refused, Unavailable
+from core.engine.pipeline import Engine
+from core.domain.messages import Attachment, Inbound, Rendered
+from core.render.templates import DEFAULT_LOCALE, LOCALES
 
 PLATFORM = "telegram"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -164,7 +164,7 @@ class TelegramAdapter:
         log.error("telegram update failed", exc_info=context.error)
         self.errors.get([]).append(context.error)
 
-    # -- messages out (core.delivery.Sender) --------------------------------------------------------
+    # -- messages out (core.delivery.worker.Sender) --------------------------------------------------------
 
     async def send(self, chat_id: str, message: Rendered, outbox_id: int) -> str:
         """sendMessage, with the Bot API's errors translated into delivery's."""

@@ -1,10 +1,11 @@
-"""Alembic environment: migrates the engine handed over by `core.db.upgrade`, or the configured URL."""
+"""Alembic environment: migrates the engine handed over by `core.domain.db.upgrade`, or the configured URL."""
 
 from alembic import context
 
-from core import models, schedule  # noqa: F401  (registers every table on SQLModel.metadata)
+from core.domain import models
+from core.schedule import policy as schedule  # noqa: F401  (registers every table on SQLModel.metadata)
 from core.config import Settings
-from core.db import make_engine
+from core.domain.db import make_engine
 from sqlmodel import SQLModel
 
 config = context.config

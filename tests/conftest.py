@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import make_url, text
 
-from core.db import make_engine, upgrade
+from core.domain.db import make_engine, upgrade
 
 POSTGRES_URL_VARIABLE = "COMPANION_TEST_POSTGRES_URL"
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "", None}

@@ -27,7 +27,7 @@ from aiohttp import web
 from sqlalchemy import Engine, text
 
 from bot.serve import Service
-from core.store import Store
+from core.domain.store import Store
 
 
 @dataclass
@@ -541,7 +541,7 @@ def start_serve(engine: Engine, port: int, **variables: str) -> subprocess.Popen
     """`serve` in a process of its own, configured by environment variables as an operator would."""
     env = {**os.environ, **variables, "COMPANION_DATABASE_URL": engine.url.render_as_string(hide_password=False),
            "COMPANION_HTTP_PORT": str(port), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    script = ("from bot.serve import serve; from core.config import Settings; from core.db import make_engine; "
+    script = ("from bot.serve import serve; from core.config import Settings; from core.domain.db import make_engine; "
               "settings = Settings(); serve(settings, make_engine(settings.database_url))")
     return subprocess.Popen([sys.executable, "-c", script], env=env)
 

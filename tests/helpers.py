@@ -9,10 +9,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from core import outbox
-from core.engine import Engine as ConversationEngine
-from core.messages import Inbound
-from core.models import AdvisoryGroup, AdvisoryMember, InviteCode, Person, School
+from core.delivery import outbox
+from core.engine.pipeline import Engine as ConversationEngine
+from core.domain.messages import Inbound
+from core.domain.models import AdvisoryGroup, AdvisoryMember, InviteCode, Person, School
 
 _ids = itertools.count(1)
 

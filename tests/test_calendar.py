@@ -13,8 +13,8 @@ from sqlalchemy import text
 
 from bot.schedule_cli import register
 
-from core import schedule
-from core.calendar_import import CalendarError, classify, import_calendar, parse_calendar
+from core.schedule import policy as schedule
+from core.school.calendar import CalendarError, classify, import_calendar, parse_calendar
 from tests.helpers import enrol
 
 FIXTURE = Path(__file__).parent / "fixtures" / "school_calendar.ics"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from core.db import make_engine
+from core.domain.db import make_engine
 
 ONBOARDING = ["@agree", "@en", "@keep", "drawing", "essays", "robots", "engineer", "4pm", "@/goals"]
 GOAL_ONE = ["read 20 pages of my novel by Thursday", "@content_knowledge", "I enjoy the story",

@@ -8,11 +8,11 @@ from collections import deque
 from datetime import datetime, timedelta
 
 
-from core.delivery import (RESENT, Blocked, CannotTell, Delivery, Limits, Pace, RateLimited, Refused, Unavailable,
+from core.delivery.worker import (RESENT, Blocked, CannotTell, Delivery, Limits, Pace, RateLimited, Refused, Unavailable,
                            utc_now)
-from core.messages import Outbound, Rendered
-from core.store import Store
-from core.templates import catalog
+from core.domain.messages import Outbound, Rendered
+from core.domain.store import Store
+from core.render.templates import catalog
 from tests.fakes import dead_worker
 
 PLATFORM = "test"

@@ -11,9 +11,9 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import text
 
-from core import records
-from core.engine import Engine
-from core.store import Store
+from core.domain import records
+from core.engine.pipeline import Engine
+from core.domain.store import Store
 from tests.helpers import Chat, enrol, play
 
 # The words a student types differ by language; the templates the bot answers with do not.

@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
-from core.engine import Engine
-from core.messages import Inbound
-from core.store import Store
+from core.engine.pipeline import Engine
+from core.domain.messages import Inbound
+from core.domain.store import Store
 from tests.helpers import Chat, enrol, play
 
 TABLES = ("inboundevent", "conversation", "goal", "outbox", "learnerprofile", "chatidentity", "auditlog",
@@ -53,7 +53,7 @@ def test_a_failing_event_leaves_no_trace(conversation, engine, now, monkeypatch)
     def explode(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("core.flows.profile.records.set_person", explode)
+    monkeypatch.setattr("core.features.profile.records.set_person", explode)
     with pytest.raises(RuntimeError):
         chat.say("@agree", event_id="boom")
     assert snapshot(engine) == before  # not even the event id: the retry will be handled
@@ -93,7 +93,7 @@ def test_group_commit_retries_a_failing_event_alone(conversation, engine, now, m
 
 def test_a_lost_update_is_retried_on_fresh_state(conversation, engine, now, monkeypatch):
     chat = linked(conversation, engine, now)
-    from core import store as store_module
+    from core.domain import store as store_module
 
     original = store_module.Tx.save_conversation
     raced = []
@@ -205,7 +205,7 @@ def test_a_conversation_left_in_a_step_that_no_longer_exists_starts_clean(conver
 
 
 def test_shared_evidence_is_kept_for_the_goal_under_review(conversation, engine, now):
-    from core.messages import Attachment
+    from core.domain.messages import Attachment
 
     chat = linked(conversation, engine, now, "artist")
     play(chat, [("@agree", ["profile/ask_language"]), ("@en", ["profile/ask_timezone"]), ("@keep", [

@@ -11,10 +11,10 @@ from datetime import timedelta
 import pytest
 from sqlmodel import Session, func, select
 
-from core.demo import build_demo, write_demo_roster
-from core.invites import CSV_COLUMNS, issue_invites, write_invites_csv
-from core.models import AuditLog, ChatIdentity, InviteCode, Person, PersonStatus
-from core.roster import TableChanges, import_roster
+from core.school.demo import build_demo, write_demo_roster
+from core.school.invites import CSV_COLUMNS, issue_invites, write_invites_csv
+from core.domain.models import AuditLog, ChatIdentity, InviteCode, Person, PersonStatus
+from core.school.roster import TableChanges, import_roster
 
 ENGINE_CODE_PATTERN = re.compile(r"^[A-Za-z0-9-]{6,32}$")  # what the engine accepts as a code
 CODE_FORMAT = re.compile(r"^[ABCDEFGHJKMNPQRSTUVWXYZ23456789]{4}-[ABCDEFGHJKMNPQRSTUVWXYZ23456789]{4}$")

@@ -6,7 +6,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
-from core import models, schedule  # noqa: F401  (registers the tables)
+from core.domain import models
+from core.schedule import policy as schedule  # noqa: F401  (registers the tables)
 
 
 def test_migrations_build_the_schema_the_models_describe(engine):

@@ -7,9 +7,9 @@ import jinja2.meta
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from core.flows import FLOWS
-from core.messages import Outbound
-from core.templates import LOCALES, catalog
+from core.features import FLOWS
+from core.domain.messages import Outbound
+from core.render.templates import LOCALES, catalog
 
 
 def variables(locale: str, name: str) -> set[str]:

@@ -10,9 +10,9 @@ import itertools
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from core.engine import Engine
-from core.flows import FLOWS
-from core.store import Store
+from core.engine.pipeline import Engine
+from core.features import FLOWS
+from core.domain.store import Store
 from tests.helpers import Chat, enrol
 
 COMMANDS = ["/goals", "/review", "/profile", "/plan", "/pause", "/language", "/stop", "/start", "/cancel",

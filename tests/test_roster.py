@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import Session, func, select
 
-from core.demo import write_demo_roster
-from core.models import AdvisoryGroup, AdvisoryMember, AuditLog, Person
-from core.roster import RosterError, TableChanges, import_roster
+from core.school.demo import write_demo_roster
+from core.domain.models import AdvisoryGroup, AdvisoryMember, AuditLog, Person
+from core.school.roster import RosterError, TableChanges, import_roster
 
 MARKERS = {"homeroom", "advisory"}
 TABLES = ("school", "person", "advisorygroup", "advisorymember", "auditlog")

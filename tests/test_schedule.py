@@ -19,11 +19,11 @@ from hypothesis import given, settings, strategies as st
 from sqlalchemy import text
 from sqlmodel import Session, select
 
-from core import schedule
-from core.engine import Engine
-from core.messages import Inbound
-from core.schedule import DayMark, Rules, SchoolCalendar, plan_week
-from core.store import Store, as_moment
+from core.schedule import policy as schedule
+from core.engine.pipeline import Engine
+from core.domain.messages import Inbound
+from core.schedule.policy import DayMark, Rules, SchoolCalendar, plan_week
+from core.domain.store import Store, as_moment
 
 UTC = timezone.utc
 MONDAY = date(2026, 11, 23)  # the conftest `now` falls in this week
@@ -434,10 +434,10 @@ def test_one_failing_nudge_holds_up_nobody_and_is_tried_again(engine, now):
 SWEEPER = """
 import sys
 from datetime import datetime
-from core.db import make_engine
-from core.engine import Engine
-from core.schedule import sweep
-from core.store import Store
+from core.domain.db import make_engine
+from core.engine.pipeline import Engine
+from core.schedule.policy import sweep
+from core.domain.store import Store
 engine = make_engine(sys.argv[1])
 due = datetime.fromisoformat(sys.argv[2])
 conversation = Engine(Store(engine), clock=lambda: due)

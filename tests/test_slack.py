@@ -16,11 +16,11 @@ from sqlalchemy import text
 
 from bot.serve import Service, StartupError
 from bot.slack import SlackAdapter, plain
-from core import records
+from core.domain import records
 from core.config import Settings
-from core.delivery import Limits, utc_now
-from core.messages import Outbound
-from core.store import Store
+from core.delivery.worker import Limits, utc_now
+from core.domain.messages import Outbound
+from core.domain.store import Store
 from tests.fakes import FakeSlack, FakeTelegram, dead_worker, interrupt_and_resume, serving, settled, until
 from tests.helpers import enrol
 

@@ -13,10 +13,10 @@ from sqlalchemy import text
 from bot.serve import Service, StartupError, problems
 from bot.telegram import TelegramAdapter, keyboard
 from core.config import Settings
-from core.delivery import Limits, Refused, utc_now
-from core.engine import Engine
-from core.messages import Outbound
-from core.store import Store
+from core.delivery.worker import Limits, Refused, utc_now
+from core.engine.pipeline import Engine
+from core.domain.messages import Outbound
+from core.domain.store import Store
 from tests.fakes import FakeTelegram, interrupt_and_resume, serving, settled, until
 from tests.helpers import enrol
 
@@ -269,7 +269,7 @@ def test_clear_errors_for_missing_or_wrong_configuration(engine, fake):
 
 def queue_broadcast(engine, chats: int) -> dict[str, str]:
     """One nudge to each of `chats` students; returns the text each should receive."""
-    from core.templates import catalog
+    from core.render.templates import catalog
 
     with Store(engine).transaction() as tx:
         for n in range(chats):

@@ -40,11 +40,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable, Protocol, Sequence
 
-from core.messages import Rendered
-from core.models import utcnow as utc_now
-from core.outbox import Pending, render
-from core.store import Store, Tx, as_moment
-from core.templates import Catalog
+from core.domain.messages import Rendered
+from core.domain.models import utcnow as utc_now
+from core.delivery.outbox import Pending, render
+from core.domain.store import Store, Tx, as_moment
+from core.render.templates import Catalog
 
 log = logging.getLogger(__name__)
 

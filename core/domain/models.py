@@ -50,6 +50,13 @@ class GoalStatus(StrEnum):
     carried = "carried"  # carried forward into a new week's goal
 
 
+class CalendarKind(StrEnum):
+    term = "term"
+    grading_period = "grading_period"
+    holiday = "holiday"
+    exam_week = "exam_week"
+
+
 class School(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     sourced_id: str = Field(unique=True)
@@ -251,3 +258,17 @@ class SafetyAlert(SQLModel, table=True):
     category: str
     text: str
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class CalendarEvent(SQLModel, table=True):
+    """A term, grading period, holiday or exam week from the school's iCalendar file."""
+
+    __table_args__ = (UniqueConstraint("school_id", "uid"),)
+    id: int | None = Field(default=None, primary_key=True)
+    school_id: int = Field(foreign_key="school.id")
+    uid: str
+    kind: str
+    title: str
+    starts_on: date
+    ends_on: date  # the last day (inclusive); a grading period's end triggers report-card reflection
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 from sqlalchemy import Engine
 
-from core.messages import Outbound
+from core.domain.messages import Outbound
 
 
 @dataclass(slots=True)

@@ -17,12 +17,12 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Callable
 from zoneinfo import ZoneInfo, available_timezones
 
-from core import dates
-from core.messages import Button, Inbound, Outbound
+from core.domain import dates
+from core.domain.messages import Button, Inbound, Outbound
 
 if TYPE_CHECKING:
-    from core.store import Sender, Tx
-    from core.templates import Catalog
+    from core.domain.store import Sender, Tx
+    from core.render.templates import Catalog
 
 END = "end"
 

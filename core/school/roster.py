@@ -25,7 +25,7 @@ from pathlib import Path
 from sqlalchemy import Engine, insert
 from sqlmodel import Session, select
 
-from core.models import AdvisoryGroup, AdvisoryMember, AuditLog, Person, Role, School
+from core.domain.models import AdvisoryGroup, AdvisoryMember, AuditLog, Person, Role, School
 
 ORGS_FILE = "orgs.csv"
 USERS_FILE = "users.csv"

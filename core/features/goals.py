@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from datetime import date
 
-from core import records
-from core.flow import END, Choice, Day, Flow, Number, Step, Text, Turn
-from core.lexicon import check_goal
-from core.messages import Button
-from core.models import Category, GoalStatus
+from core.domain import records
+from core.engine.flow import END, Choice, Day, Flow, Number, Step, Text, Turn
+from core.render.lexicon import check_goal
+from core.domain.messages import Button
+from core.domain.models import Category, GoalStatus
 
 MAX_GOALS = 3
 MAX_REFINES = 2

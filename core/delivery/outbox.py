@@ -6,9 +6,9 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from core.messages import Button, Outbound, Rendered
-from core.store import Store
-from core.templates import Catalog
+from core.domain.messages import Button, Outbound, Rendered
+from core.domain.store import Store
+from core.render.templates import Catalog
 
 
 @dataclass(frozen=True)

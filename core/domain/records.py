@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from core.models import Category, GoalStatus
-from core.store import Tx
+from core.domain.models import Category, GoalStatus
+from core.domain.store import Tx
 
 PROFILE_FIELDS = ("strengths", "needs", "interests", "aim", "checkin_time")
 

@@ -17,8 +17,8 @@ from datetime import date, datetime, time, timedelta
 import icalendar
 from sqlalchemy import Engine
 
-from core.schedule import CalendarKind
-from core.store import Store, Tx
+from core.domain.models import CalendarKind
+from core.domain.store import Store, Tx
 
 # Checked in this order: "Semester exams" is an exam week, "Quarter break" a holiday.
 KEYWORDS = (

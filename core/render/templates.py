@@ -11,8 +11,8 @@ import jinja2
 from babel.dates import format_date
 
 import prompts
-from core.lexicon import Lexicon, SafetyWatch
-from core.messages import Button, Outbound, Rendered
+from core.render.lexicon import Lexicon, SafetyWatch
+from core.domain.messages import Button, Outbound, Rendered
 
 PROMPTS_DIR = Path(prompts.__file__).parent
 LOCALES = ("en", "es")

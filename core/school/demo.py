@@ -8,8 +8,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from core.invites import issue_invites
-from core.roster import CLASSES_FILE, ENROLLMENTS_FILE, ORGS_FILE, USERS_FILE, import_roster
+from core.school.invites import issue_invites
+from core.school.roster import CLASSES_FILE, ENROLLMENTS_FILE, ORGS_FILE, USERS_FILE, import_roster
 
 DEMO_ADVISORY_MARKERS = {"homeroom"}
 DEMO_INVITE_VALID_DAYS = 30

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from datetime import date
 
-from core import records
-from core.messages import Button
-from core.flow import END, Choice, Day, Flow, Invalid, Step, Text, TimeOfDay, TimeZone, Turn
-from core.models import PersonStatus
-from core.templates import LOCALES
+from core.domain import records
+from core.domain.messages import Button
+from core.engine.flow import END, Choice, Day, Flow, Invalid, Step, Text, TimeOfDay, TimeZone, Turn
+from core.domain.models import PersonStatus
+from core.render.templates import LOCALES
 
 TEXT_FIELDS = ("strengths", "needs", "interests", "aim")
 

@@ -26,15 +26,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Engine as SQLEngine, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
-from core import dates
-from core.messages import Button, Inbound, Outbound
-from core.models import PersonStatus, utcnow
-from core.store import Store, Tx, as_moment
+from core.domain import dates
+from core.domain.messages import Button, Inbound, Outbound
+from core.domain.models import CalendarKind, PersonStatus, utcnow
+from core.domain.store import Store, Tx, as_moment
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.base import BaseScheduler
 
-    from core.engine import Engine as ConversationEngine
+    from core.engine.pipeline import Engine as ConversationEngine
 
 LOG = logging.getLogger(__name__)
 DEFAULT_CHECKIN_TIME = "15:30"
@@ -55,12 +55,6 @@ class NudgeStatus(StrEnum):
     sent = "sent"
     skipped = "skipped"
 
-
-class CalendarKind(StrEnum):
-    term = "term"
-    grading_period = "grading_period"
-    holiday = "holiday"
-    exam_week = "exam_week"
 
 
 # Nudges that open a flow, with the command that opens it; the others are a message with buttons.
@@ -118,19 +112,6 @@ class Nudge(SQLModel, table=True):
     followed_up_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
 
-
-class CalendarEvent(SQLModel, table=True):
-    """A term, grading period, holiday or exam week from the school's iCalendar file."""
-
-    __table_args__ = (UniqueConstraint("school_id", "uid"),)
-    id: int | None = Field(default=None, primary_key=True)
-    school_id: int = Field(foreign_key="school.id")
-    uid: str
-    kind: str
-    title: str
-    starts_on: date
-    ends_on: date  # the last day (inclusive); a grading period's end triggers report-card reflection
-    updated_at: datetime = Field(default_factory=utcnow)
 
 
 class Flag(SQLModel, table=True):

@@ -25,14 +25,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, Sequence
 
-from core import dates, records
+from core.domain import dates
+from core.domain import records
 from core.config import Settings
-from core.flow import END, Flow, Invalid, Turn
-from core.flows import FLOWS
-from core.messages import Attachment, Button, Inbound, Outbound, Rendered
-from core.models import PersonStatus, Role, utcnow as utc_now
-from core.store import ConcurrentUpdate, Sender, Store, Tx, as_moment
-from core.templates import Catalog, catalog as default_catalog
+from core.engine.flow import END, Flow, Invalid, Turn
+from core.features import FLOWS
+from core.domain.messages import Attachment, Button, Inbound, Outbound, Rendered
+from core.domain.models import PersonStatus, Role, utcnow as utc_now
+from core.domain.store import ConcurrentUpdate, Sender, Store, Tx, as_moment
+from core.render.templates import Catalog, catalog as default_catalog
 
 Clock = Callable[[], datetime]
 COMMAND = re.compile(r"^/([a-zA-Z_]+)(?:@\S+)?\s*(.*)$", re.DOTALL)

@@ -18,7 +18,7 @@ from typing import Iterable, TextIO
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from core.models import AuditLog, ChatIdentity, InviteCode, Person, PersonStatus
+from core.domain.models import AuditLog, ChatIdentity, InviteCode, Person, PersonStatus
 
 # No 0/O, 1/I/L: codes are read off paper and typed on a phone.
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"

@@ -9,7 +9,7 @@ from datetime import date
 from pathlib import Path
 from typing import Iterable
 
-from core import dates
+from core.domain import dates
 
 NUMBER = re.compile(r"\d")
 WORD = re.compile(r"\w+")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.flow import END, Flow
+from core.engine.flow import END, Flow
 
 
 def edges(flow: Flow) -> list[tuple[str, str, str]]:

@@ -1,0 +1,1 @@
+"""Templates, button labels and listening words of every locale (prompts/<locale>/)."""

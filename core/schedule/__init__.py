@@ -1,0 +1,1 @@
+"""Nudges at the right moment: the policy, planned and claimed from the database."""

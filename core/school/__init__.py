@@ -1,0 +1,1 @@
+"""Administration of a school: roster import, invite codes, the calendar, the demo school."""
