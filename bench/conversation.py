@@ -25,8 +25,10 @@ from pathlib import Path
 
 from core.domain import records
 from core.domain.db import make_engine, upgrade
-from core.engine.pipeline import Command, Engine
 from core.engine.flow import Flow, Step, Text, Turn
+from core.engine.pipeline import STAGES, Engine
+from core.engine.registry import Command, Feature
+from core.features import REGISTRY
 from core.domain.messages import Inbound
 from core.domain.store import Store
 
@@ -50,6 +52,10 @@ GOAL = Flow("goal", steps=(
 ))
 
 
+# The installed features plus this one, as `companion serve` would run them.
+BENCH = REGISTRY.extended(Feature("bench", flows=(GOAL,), commands=(Command("goal", flow="goal"),), prompts=None))
+
+
 def seed(engine, students: int) -> None:
     """A school with `students` linked students, written in bulk."""
     connection = engine.raw_connection()
@@ -71,14 +77,17 @@ def seed(engine, students: int) -> None:
     connection.close()
 
 
-def run_engine(students: int, batch: int) -> float:
-    """Messages per second through the engine for `students` students, `batch` messages per commit."""
+def run_engine(students: int, batch: int, stages: dict[str, float] | None = None) -> float:
+    """Messages per second through the engine for `students` students, `batch` messages per commit.
+
+    With `stages`, the engine adds the seconds each pipeline stage took to it (a slower run).
+    """
     with tempfile.TemporaryDirectory() as folder:
         engine = make_engine(f"sqlite:///{folder}/bench.db")
         upgrade(engine)
         seed(engine, students)
-        conversation = Engine(Store(engine), clock=lambda: NOW, flows={"goal": GOAL},
-                              commands={"goal": Command(flow="goal")})
+        conversation = Engine(Store(engine), BENCH, clock=lambda: NOW)
+        conversation.timings = stages
         inbound = [Inbound("bench", f"{uid}:{n}", str(uid), str(uid), text=text)
                    for uid in range(1, students + 1) for n, text in enumerate(MESSAGES)]
         started = time.perf_counter()
@@ -127,6 +136,15 @@ def main() -> None:
             figures[f"engine_batch{batch}_msgs_per_s_{students}"] = round(statistics.median(runs))
             print(f"engine students={students} batch={batch} msgs_per_s={[round(r) for r in runs]}", flush=True)
     figures["engine_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+    # Where a message's time goes: one more run, each stage timed (the commit is outside every stage).
+    stages: dict[str, float] = {}
+    students = min(args.students)
+    run_engine(students, 1, stages)
+    for name in (*STAGES, "write"):
+        figures[f"stage_{name}_us_per_msg"] = round(stages.get(name, 0.0) / (students * len(MESSAGES)) * 1e6, 1)
+    print("stages (µs per message, batch=1): " + ", ".join(
+        f"{name} {figures[f'stage_{name}_us_per_msg']}" for name in (*STAGES, "write")), flush=True)
 
     peers = {"ptb_memory": (args.peer_students, False), "ptb_pickle": (args.pickle_students, True)}
     for name, (students, persist) in peers.items():

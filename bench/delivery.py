@@ -31,7 +31,7 @@ from core.delivery.worker import Delivery, utc_now  # noqa: E402
 from core.engine.pipeline import Engine  # noqa: E402
 from core.domain.messages import Outbound  # noqa: E402
 from core.domain.store import Store  # noqa: E402
-from core.render.templates import catalog  # noqa: E402
+from core.features import REGISTRY  # noqa: E402
 from tests.fakes import FakeTelegram  # noqa: E402
 
 PER_CHAT, PER_BOT = 1.0, 30.0
@@ -45,14 +45,14 @@ def queue(store: Store, messages: int, students: int) -> set[tuple[str, str]]:
             chat = str(10_000 + n * students // messages)
             message = Outbound("commands/unknown", {"command": f"nudge{n}"})
             tx.enqueue(None, "telegram", chat, "en", message, utc_now(), priority=1)
-            expected.add((chat, catalog().text(message.template, "en", message.context)))
+            expected.add((chat, REGISTRY.catalog.text(message.template, "en", message.context)))
     return expected
 
 
 async def deliver(store: Store, fake: FakeTelegram) -> float:
     """Send the whole outbox through the Telegram adapter; returns the seconds it took."""
     settings = Settings(TELEGRAM_BOT_TOKEN=fake.token, TELEGRAM_API_URL=fake.url)
-    adapter = TelegramAdapter(settings, Engine(store, settings), queued=lambda: None)
+    adapter = TelegramAdapter(settings, Engine(store, REGISTRY, settings), queued=lambda: None)
     await adapter.app.initialize()
     try:
         began = time.monotonic()

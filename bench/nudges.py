@@ -102,13 +102,14 @@ def measure(url: str, sample: int) -> None:
     """Plan and claim the week, then send a sample through the engine; prints key=value (a child process)."""
     from core.schedule import policy as schedule
     from core.domain.db import make_engine
-    from core.engine.pipeline import Engine
     from core.domain.store import Store
+    from core.engine.pipeline import Engine
+    from core.features import REGISTRY
 
     engine = make_engine(url)
     store = Store(engine)
     started = time.perf_counter()
-    planned = schedule.plan_week(store, MONDAY, NOW)
+    planned = schedule.plan_week(store, REGISTRY, MONDAY, NOW)
     planned_s = time.perf_counter() - started
     claimed, claim_s, moment, end = 0, 0.0, NOW, NOW + timedelta(days=8)
     while moment <= end:  # the week as hourly sweeps would see it
@@ -125,13 +126,12 @@ def measure(url: str, sample: int) -> None:
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     with store.transaction() as tx:  # put a sample back to planned, due now, to send it for real
         # Quiet hours and class time off: at any one UTC moment it is night somewhere in this school.
-        tx.execute("INSERT INTO schoolschedule (school_id, goals_day, review_day, quiet_start, quiet_end, "
-                   "class_start, class_end, weekly_cap, followup_hours, grace_hours) "
-                   "VALUES (1, 0, 4, '00:00', '00:00', '00:00', '00:00', 3, 24, 6)")
+        for key in ("quiet_hours.start", "quiet_hours.end", "class_time.start", "class_time.end"):
+            REGISTRY.settings.set(tx, 1, key, "00:00", NOW)
         tx.execute("UPDATE nudge SET status = 'planned', claimed_at = NULL, due_at = ?, expires_at = ? "
                    f"WHERE id IN (SELECT id FROM nudge WHERE kind = 'goals' ORDER BY id LIMIT {int(sample)})",
                    (tx.ts(NOW), tx.ts(NOW + timedelta(hours=1))))
-    conversation = Engine(store, clock=lambda: NOW)
+    conversation = Engine(store, REGISTRY, clock=lambda: NOW)
     started = time.perf_counter()
     sent = schedule.total(schedule.sweep_until_idle(store, conversation, NOW, "bench", 500)).sent
     send_s = time.perf_counter() - started

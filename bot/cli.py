@@ -12,20 +12,39 @@ import click
 from core.domain import db
 from core.config import Settings
 from core.engine.pipeline import Engine, utc_now
+from core.features import registry
 from bot.schedule_cli import register as register_schedule_commands
+from bot.school_cli import register as register_school_commands
 from core.domain.store import Store
 
 
 class App:
-    """What every subcommand needs: settings, and the database brought up to date."""
+    """What every subcommand needs: settings, and a database at the migrations' head.
 
-    def __init__(self, settings: Settings):
+    `migrate` says who may change the schema: "upgrade" (chat, demo, `db upgrade`: the embedded SQLite file
+    builds itself on first use), "once" (serve: processes starting together migrate once), "check" (the
+    default, every other command: migrating is the operator's call, so an out-of-date schema only says how).
+    """
+
+    def __init__(self, settings: Settings, migrate: str = "check"):
         self.settings = settings
+        self.registry = registry(settings.features)
         self.engine = db.make_engine(settings.database_url)
-        db.upgrade(self.engine)
+        if migrate == "upgrade":
+            db.upgrade(self.engine)
+        elif migrate == "once":
+            db.upgrade_once(self.engine)
+        elif migrate == "check":
+            try:
+                db.require_current(self.engine)
+            except db.OutOfDate as error:
+                self.engine.dispose()
+                raise click.ClickException(str(error)) from error
+        else:
+            raise ValueError(f"migrate must be 'upgrade', 'once' or 'check', not {migrate!r}")
 
     def conversation_engine(self) -> Engine:
-        return Engine(Store(self.engine), self.settings)
+        return Engine(Store(self.engine), self.registry, self.settings)
 
 
 @click.group()
@@ -38,8 +57,8 @@ def main(ctx: click.Context, database_url: str | None) -> None:
     ctx.obj = Settings(**overrides)
 
 
-def app(ctx: click.Context) -> App:
-    return App(ctx.obj)
+def app(ctx: click.Context, migrate: str = "check") -> App:
+    return App(ctx.obj, migrate)
 
 
 @main.group("db")
@@ -51,7 +70,7 @@ def db_group() -> None:
 @click.pass_context
 def db_upgrade(ctx: click.Context) -> None:
     """Run the migrations up to the newest schema."""
-    app(ctx.parent)
+    app(ctx.parent, migrate="upgrade")
     click.echo("database is up to date")
 
 
@@ -61,7 +80,7 @@ def db_upgrade(ctx: click.Context) -> None:
 @click.pass_context
 def demo(ctx: click.Context, directory: Path | None) -> None:
     """Build a demo school through the real OneRoster import, and print its invite codes."""
-    build_demo_school(app(ctx), directory)
+    build_demo_school(app(ctx, migrate="upgrade"), directory)
 
 
 def build_demo_school(application: App, directory: Path | None) -> list:
@@ -90,7 +109,7 @@ def chat(ctx: click.Context, user: str) -> None:
     from core.domain.models import Person
     from sqlmodel import Session, select
 
-    application = app(ctx)
+    application = app(ctx, migrate="upgrade")
     with Session(application.engine) as session:
         empty = session.exec(select(Person.id).limit(1)).first() is None
     if empty:
@@ -110,7 +129,7 @@ def serve(ctx: click.Context) -> None:
     """Run Telegram, Slack, the HTTP endpoints, delivery and the nudge sweeps until SIGTERM."""
     from bot.serve import StartupError, serve as run_serve
 
-    application = app(ctx)
+    application = app(ctx, migrate="once")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         run_serve(application.settings, application.engine)
@@ -159,17 +178,18 @@ def invites(ctx: click.Context, out, bot_username: str | None, roles: tuple[str,
 
 @main.command()
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "text"]), default="mermaid", show_default=True)
-def flows(fmt: str) -> None:
+@click.pass_context
+def flows(ctx: click.Context, fmt: str) -> None:
     """Print a diagram of every conversation flow, generated from its state table."""
     from core.engine.diagram import mermaid, outline
-    from core.features import FLOWS
 
-    for flow in FLOWS.values():
+    for flow in registry(ctx.obj.features).flows.values():
         click.echo(mermaid(flow) if fmt == "mermaid" else outline(flow))
         click.echo()
 
 
 register_schedule_commands(main, app)
+register_school_commands(main, app)
 
 if __name__ == "__main__":
     main()

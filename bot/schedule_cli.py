@@ -52,7 +52,7 @@ def register(main: click.Group, make_app: Callable[[click.Context], Any]) -> Non
         if len(found) > 1:
             names = ", ".join(f"{name} (id {person_id})" for person_id, name in found[:10])
             raise click.ClickException(f"{len(found)} students match {student!r}: {names} — be more precise")
-        seen = outlook(application.engine, found[0][0], utc_now(), weeks)
+        seen = outlook(application.engine, application.registry, found[0][0], utc_now(), weeks)
         click.echo(f"{seen.name} (id {seen.person_id}): {seen.zone}, prefers {seen.preferred:%H:%M}")
         for nudge in seen.nudges:
             why = f"  {nudge.reason}" if nudge.reason else ""
@@ -64,5 +64,6 @@ def register(main: click.Group, make_app: Callable[[click.Context], Any]) -> Non
         """Plan every student's nudges for this week and next; planning again updates what has not gone out."""
         from core.schedule.policy import plan_coming_weeks
 
-        written = plan_coming_weeks(make_app(ctx).engine, utc_now())
+        application = make_app(ctx)
+        written = plan_coming_weeks(application.engine, application.registry, utc_now())
         click.echo(f"{written} nudges planned or updated for this week and next")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import re
 import signal
 from datetime import timezone
 from typing import Awaitable, Callable, Sequence
@@ -27,41 +26,27 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine as Database
 from sqlalchemy import text
 
+from bot.channel import Channel, StartupError, channel_classes
 from core.schedule import policy as schedule
 from core.config import Settings
 from core.delivery.worker import Delivery, worker_name
 from core.engine.pipeline import Engine
+from core.features import registry
 from core.domain.store import Store
 
 log = logging.getLogger(__name__)
 Background = Callable[[asyncio.Event], Awaitable[None]]  # e.g. the scheduler: runs until the event is set
-TELEGRAM_TOKEN = re.compile(r"^\d+:[\w-]{20,}$")
-TELEGRAM_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
-
-
-class StartupError(Exception):
-    """A configuration that cannot work, with what an operator needs to fix it."""
 
 
 def problems(settings: Settings) -> list[str]:
-    """Everything wrong with the configuration, before anything starts."""
+    """Everything wrong with the configuration, before anything starts: no channel at all, then each one's."""
+    classes = channel_classes()
     found = []
-    telegram, slack = settings.telegram_bot_token, settings.slack_bot_token
-    if not telegram and not slack:
-        found.append("set TELEGRAM_BOT_TOKEN, or SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (or both)")
-    if telegram and not TELEGRAM_TOKEN.match(telegram):
-        found.append("TELEGRAM_BOT_TOKEN does not look like a BotFather token (123456789:AA…)")
-    if settings.telegram_webhook_url:
-        if not telegram:
-            found.append("TELEGRAM_WEBHOOK_URL is set but TELEGRAM_BOT_TOKEN is not")
-        if not settings.telegram_webhook_url.startswith("https://"):
-            found.append("TELEGRAM_WEBHOOK_URL must be an https:// URL (Telegram only calls HTTPS webhooks)")
-        if not TELEGRAM_SECRET.match(settings.telegram_webhook_secret or ""):
-            found.append("webhook mode needs TELEGRAM_WEBHOOK_SECRET: 1–256 characters of A–Z, a–z, 0–9, _ and -")
-    if slack and not slack.startswith("xoxb-"):
-        found.append("SLACK_BOT_TOKEN must be a bot token (xoxb-…)")
-    if bool(slack) != bool(settings.slack_signing_secret):
-        found.append("Slack needs both SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET")
+    if not any(channel.configured(settings) for channel in classes):
+        needs = [channel.needs for channel in classes]
+        found.append(f"set {', or '.join(needs)} ({'or both' if len(needs) == 2 else 'or several'})")
+    for channel in classes:
+        found.extend(channel.problems(settings))
     return found
 
 
@@ -83,41 +68,38 @@ def serve(settings: Settings, engine: Database, *, background: Sequence[Backgrou
 
 
 class Service:
-    """The adapters, the HTTP server and the delivery worker of one `companion serve` process."""
+    """The channels, the HTTP server and the delivery worker of one `companion serve` process."""
 
     def __init__(self, settings: Settings, database: Database, background: Sequence[Background] = ()):
         self.settings = settings
         self.database = database
         self.background = background
-        self.conversation = Engine(Store(database), settings)
-        self.telegram = self.slack = None
-        if settings.telegram_bot_token:
-            from bot.telegram import TelegramAdapter  # loaded when configured: heavy, and it imports StartupError
-
-            self.telegram = TelegramAdapter(settings, self.conversation, self.wake)
-        if settings.slack_bot_token:
-            from bot.slack import SlackAdapter
-
-            self.slack = SlackAdapter(settings, self.conversation, self.wake)
-        senders = [adapter for adapter in (self.telegram, self.slack) if adapter]
-        self.delivery = Delivery(self.conversation.store, self.conversation.catalog, senders,
+        self.conversation = Engine(Store(database), registry(settings.features), settings)
+        self.channels: dict[str, Channel] = {
+            channel.platform: channel(settings, self.conversation, self.wake)
+            for channel in channel_classes() if channel.configured(settings)}
+        self.delivery = Delivery(self.conversation.store, self.conversation.catalog, list(self.channels.values()),
                                  clock=self.conversation.clock)
         self.runner: web.AppRunner | None = None
         self.port: int | None = None
 
+    def __getattr__(self, name: str) -> Channel | None:
+        """`service.telegram`, `service.slack`, …: that platform's channel, or None when it is not configured."""
+        if name in {channel.platform for channel in channel_classes()}:
+            return self.__dict__.get("channels", {}).get(name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def wake(self) -> None:
-        """An adapter queued replies: send them now, ahead of any nudges."""
+        """A channel queued replies: send them now, ahead of any nudges."""
         self.delivery.wake()
 
     def http_app(self) -> web.Application:
-        """The routes of the configured platforms, and the health check."""
+        """The routes of the configured channels, and the health check."""
         app = web.Application()
         app.router.add_get("/healthz", self.health)
-        if self.slack:
-            for path in ("/slack/events", "/slack/actions", "/slack/commands"):
-                app.router.add_post(path, self.slack.endpoint)
-        if self.telegram and self.telegram.webhook_mode:
-            app.router.add_post("/telegram/webhook", self.telegram.webhook)
+        for channel in self.channels.values():
+            for path, endpoint in channel.routes().items():
+                app.router.add_post(path, endpoint)
         return app
 
     async def health(self, request: web.Request) -> web.Response:
@@ -132,16 +114,21 @@ class Service:
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Start everything, serve until `stopping` is set, then shut down without losing work."""
-        for adapter in (self.slack, self.telegram):
-            if adapter:
-                await adapter.start()
+        started: list[Channel] = []
+        try:
+            for channel in self.channels.values():
+                await channel.start()
+                started.append(channel)
+        except BaseException:
+            await self._stop_channels(started)  # the ones already polling or holding connections
+            raise
         self.runner = web.AppRunner(self.http_app(), access_log=None, shutdown_timeout=10)
         await self.runner.setup()
         try:
             await web.TCPSite(self.runner, self.settings.http_host, self.settings.http_port).start()
         except OSError as error:
             await self.runner.cleanup()
-            await self._stop_adapters()
+            await self._stop_channels(started)
             raise StartupError(f"cannot listen on {self.settings.http_host}:{self.settings.http_port}: {error}") \
                 from error
         self.port = self.runner.addresses[0][1]
@@ -153,13 +140,11 @@ class Service:
                    *(asyncio.create_task(task(stopping)) for task in self.background)]
         await stopping.wait()
         log.info("stopping: finishing the work in hand")
-        if self.telegram:
-            await self.telegram.stop_taking_work()
+        for channel in started:
+            await channel.stop_taking_work()
         await self.runner.cleanup()
-        if self.slack:
-            await self.slack.stop()
-        await asyncio.gather(*workers)
-        await self._stop_adapters()
+        await asyncio.gather(*workers)  # sends in flight finish while the channels' connections are open
+        await self._stop_channels(started)
 
     async def wake_nudges(self, stopping: asyncio.Event) -> None:
         """APScheduler 3 wakes the nudge sweeps; the database, not the scheduler, knows what is due."""
@@ -169,7 +154,7 @@ class Service:
         await stopping.wait()
         await asyncio.to_thread(scheduler.shutdown, wait=True)  # a sweep in progress finishes its nudge
 
-    async def _stop_adapters(self) -> None:
-        """Close Telegram's application (Slack's client holds nothing open)."""
-        if self.telegram:
-            await self.telegram.stop()
+    async def _stop_channels(self, channels: list[Channel]) -> None:
+        """Let each channel finish its work in hand and close its connections."""
+        for channel in channels:
+            await channel.stop()

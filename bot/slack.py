@@ -3,8 +3,11 @@
 Bolt verifies every request's signature and refuses timestamps older than five minutes (401).
 A student's App Home has an "Edit my profile" button that opens the learner profile as a modal;
 its submission is checked (a check-in time must be a time) before the acknowledgement.
-Every event is acknowledged at once and handled after the acknowledgement; a retried event
-(`X-Slack-Retry-Num`) reaches the engine with the same event id and changes nothing. Linking is
+Every request is acknowledged at once (Slack retries what waits over 3 s, and anything answered
+404) and handled after the acknowledgement; a retried event (`X-Slack-Retry-Num`) reaches the
+engine with the same event id and changes nothing. Bolt authorizes requests with the identity
+auth.test gave at start-up, so no request waits for the Web API. Events the app does not act on
+are acknowledged and dropped; an uninstall or a revoked bot token stops sending. Linking is
 by the roster e-mail Slack vouches for (`users.info`), or by an invite code sent as a message.
 """
 
@@ -22,10 +25,11 @@ import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.serve import StartupError
+from bot.channel import Channel, Endpoint, StartupError
 from core.config import Settings
 from core.delivery.worker import Blocked, Limits, RateLimited, Refused, Unavailable
 from core.engine.pipeline import Engine
@@ -39,32 +43,61 @@ BLOCKED = {"channel_not_found", "account_inactive", "user_disabled", "user_not_f
            "is_archived", "not_in_channel"}
 TEMPORARY = {"internal_error", "fatal_error", "service_unavailable", "request_timeout", "team_added_to_org"}
 SEARCH_BACK = timedelta(minutes=1)  # how far before a claim the channel history is searched
+PROFILE_FORM = "profile"  # the engine's form (core/features/profile.py) behind the modal
 PROFILE_MODAL = "profile_modal"  # the App Home button's action id and the modal's callback id
 PROFILE_TEXT_FIELDS = ("strengths", "needs", "interests", "aim")
 log = logging.getLogger(__name__)
 
 
-class SlackAdapter:
+class SlackAdapter(Channel):
     """One Slack app: the bolt listeners, the HTTP endpoint, and delivery's `Sender`."""
 
     platform = PLATFORM
     limits = Limits(per_chat=1.0, per_bot=20.0)  # chat.postMessage: about one a second per channel
+    needs = "SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET"
 
     def __init__(self, settings: Settings, conversation: Engine, queued: Callable[[], None]):
+        super().__init__(settings, conversation, queued)
         base_url = (settings.slack_api_url or AsyncWebClient.BASE_URL).rstrip("/") + "/"
         self.client = AsyncWebClient(token=settings.slack_bot_token, base_url=base_url)
-        self.app = AsyncApp(client=self.client, signing_secret=settings.slack_signing_secret,
-                            process_before_response=False)
-        self.conversation = conversation
-        self.queued = queued
+        self.identity: AuthorizeResult | None = None  # the bot, as auth.test described it at start-up
+        self.unusable: str | None = None  # why the token no longer works (uninstalled, revoked)
+
+        async def authorize() -> AuthorizeResult:  # not a method: bolt would try to fill in its `self`
+            """Bolt's authorize: the identity learned at start-up, so no request waits for a lazy auth.test."""
+            return self.identity or await self.learn_identity()  # only an adapter never started asks Slack here
+
+        # Bolt gets its token from `authorize`, per request; its own client carries none (else it warns).
+        self.app = AsyncApp(client=AsyncWebClient(base_url=base_url), authorize=authorize,
+                            signing_secret=settings.slack_signing_secret, process_before_response=False)
         self.working: set[asyncio.Task] = set()  # listeners still running after their ack
         self.app.event("message")(self.tracked(self.on_message))
         self.app.event("app_home_opened")(self.tracked(self.on_home))
+        self.app.event("app_uninstalled")(self.tracked(self.on_uninstalled))
+        self.app.event("tokens_revoked")(self.tracked(self.on_tokens_revoked))
+        self.app.event(re.compile(".*"))(self.on_other_event)  # app_mention and the rest: after the above
         self.app.action(PROFILE_MODAL)(self.tracked(self.on_profile_button))  # before the catch-all below
         self.app.view_submission(PROFILE_MODAL)(self.tracked(self.on_profile_submitted))
+        self.app.view_closed(re.compile(".*"))(self.on_modal_closed)
         self.app.action(re.compile(".*"))(self.tracked(self.on_button))
         self.app.command("/companion")(self.tracked(self.on_command))
         self.app.error(self.on_error)
+
+    @classmethod
+    def configured(cls, settings: Settings) -> bool:
+        """A bot token turns Slack on."""
+        return bool(settings.slack_bot_token)
+
+    @classmethod
+    def problems(cls, settings: Settings) -> list[str]:
+        """A token that is not a bot's, or a token without the signing secret (or the other way round)."""
+        found = []
+        token = settings.slack_bot_token
+        if token and not token.startswith("xoxb-"):
+            found.append("SLACK_BOT_TOKEN must be a bot token (xoxb-…)")
+        if bool(token) != bool(settings.slack_signing_secret):
+            found.append("Slack needs both SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET")
+        return found
 
     def tracked(self, listener: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
         """`listener`, counted as work in hand until it returns, so a shutdown waits for it."""
@@ -76,6 +109,12 @@ class SlackAdapter:
             self.working.add(task)
             try:
                 await listener(**kwargs)
+            except Exception:
+                ack = kwargs.get("ack")  # absent for events: bolt acknowledged those before the listener
+                if ack is not None and ack.response is None:
+                    raise  # not acknowledged yet: bolt answers 500 and calls on_error
+                # Bolt would drop the acknowledgement it has not sent yet and answer 404 after 3 s.
+                log.exception("slack listener %s failed after its ack", listener.__name__)
             finally:
                 self.working.discard(task)
 
@@ -86,17 +125,29 @@ class SlackAdapter:
     async def start(self) -> None:
         """Check the token with auth.test, so a wrong one fails at start-up and not at the first event."""
         try:
-            await self.client.auth_test()
+            await self.learn_identity()
         except SlackApiError as error:
             raise StartupError(f"SLACK_BOT_TOKEN was refused by {self.client.base_url}: "
                                f"{error.response.get('error')}") from error
         except (SlackClientError, aiohttp.ClientError) as error:
             raise StartupError(f"cannot reach the Slack Web API at {self.client.base_url}: {error}") from error
 
+    async def learn_identity(self) -> AuthorizeResult:
+        """auth.test: which bot and workspace the token belongs to (bolt needs it to ignore the bot's own events)."""
+        response = await self.client.auth_test()
+        self.identity = AuthorizeResult.from_auth_test_response(
+            auth_test_response=response, bot_token=self.client.token,
+            bot_scopes=response.headers.get("x-oauth-scopes"))
+        return self.identity
+
     async def stop(self) -> None:
         """Let the listeners that were acknowledged finish their work."""
         while self.working:
             await asyncio.gather(*self.working, return_exceptions=True)
+
+    def routes(self) -> dict[str, Endpoint]:
+        """One endpoint for everything, under each name a Slack app's settings may give it."""
+        return {path: self.endpoint for path in ("/slack/events", "/slack/actions", "/slack/commands")}
 
     async def endpoint(self, request: web.Request) -> web.Response:
         """POST /slack/events (events, actions and slash commands alike): bolt verifies and acks."""
@@ -142,7 +193,7 @@ class SlackAdapter:
         if event.get("tab") != "home":
             return
         text = await asyncio.to_thread(self.home_text, event["user"])
-        form = await asyncio.to_thread(self.conversation.profile_form, PLATFORM, event["user"])
+        form = await asyncio.to_thread(self.conversation.form_values, PROFILE_FORM, PLATFORM, event["user"])
         home_blocks = [section(text)]
         if form is not None:
             locale, _ = form
@@ -154,7 +205,7 @@ class SlackAdapter:
     async def on_profile_button(self, ack: AsyncAck, body: dict) -> None:
         """"Edit my profile" on the App Home: open the profile as a modal, filled in as it stands."""
         await ack()
-        form = await asyncio.to_thread(self.conversation.profile_form, PLATFORM, body["user"]["id"])
+        form = await asyncio.to_thread(self.conversation.form_values, PROFILE_FORM, PLATFORM, body["user"]["id"])
         if form is None:  # unlinked since the App Home was drawn
             return
         locale, profile = form
@@ -162,18 +213,48 @@ class SlackAdapter:
                                      view=profile_modal(self.conversation.catalog, locale, profile))
 
     async def on_profile_submitted(self, ack: AsyncAck, body: dict, view: dict) -> None:
-        """The modal's Save: a wrong check-in time is refused in the modal, else the core stores it once."""
+        """The modal's Save: a wrong check-in time, or an account no longer linked, is refused in the modal."""
         values = {field: entered.get("value") for field, element in view["state"]["values"].items()
                   for entered in element.values()}
-        if errors := self.conversation.profile_form_errors(values):
-            catalog, locale = self.conversation.catalog, view["private_metadata"]
+        errors = self.conversation.registry.forms[PROFILE_FORM].errors(values)
+        if not errors and await asyncio.to_thread(self.conversation.form_values, PROFILE_FORM, PLATFORM, body["user"]["id"]) is None:
+            errors = {PROFILE_TEXT_FIELDS[0]: "link/need_code"}  # shown under the form's first input, at its top
+        if errors:
+            catalog = self.conversation.catalog
+            locale = view.get("private_metadata") or self.settings.default_locale
             await ack(response_action="errors",
                       errors={field: catalog.text(template, locale, {}) for field, template in errors.items()})
             return
         await ack()
-        await asyncio.to_thread(self.conversation.update_profile, PLATFORM, body["user"]["id"],
-                                f"view:{view['id']}:{view['hash']}", values)
+        await asyncio.to_thread(self.conversation.submit_form, PLATFORM, body["user"]["id"],
+                                f"view:{view['id']}:{view['hash']}", PROFILE_FORM, values)
         self.queued()
+
+    async def on_uninstalled(self, event: dict) -> None:
+        """The app was removed from the workspace: its token is dead, so nothing more is sent."""
+        self.stop_sending("app was uninstalled from the workspace")
+
+    async def on_tokens_revoked(self, event: dict) -> None:
+        """Tokens were revoked: once the bot's is among them, nothing more can be sent."""
+        tokens = event.get("tokens") or {}
+        if tokens.get("oauth") and not tokens.get("bot"):
+            log.warning("Slack revoked user tokens of %s; the bot token still works", tokens["oauth"])
+            return
+        self.stop_sending("bot token was revoked")
+
+    async def on_other_event(self, body: dict) -> None:
+        """An event the app does not act on (a mention in a channel, …): acknowledged, else Slack retries it."""
+        log.debug("slack event %s ignored", body.get("event", {}).get("type"))
+
+    async def on_modal_closed(self, ack: AsyncAck) -> None:
+        """A modal closed without saving: nothing to do but acknowledge it."""
+        await ack()
+
+    def stop_sending(self, why: str) -> None:
+        """Refuse every later send without calling Slack: the token will not work again."""
+        log.warning("Slack %s: no more messages go to Slack; reinstall the app, set the new SLACK_BOT_TOKEN "
+                    "and restart serve", why)
+        self.unusable = why
 
     async def on_error(self, error: Exception, body: dict) -> None:
         """Log a failed listener; the event is acknowledged already, the database holds the state."""
@@ -200,6 +281,8 @@ class SlackAdapter:
 
     async def send(self, chat_id: str, message: Rendered, outbox_id: int) -> str:
         """chat.postMessage with the outbox id as metadata; Slack's errors become delivery's."""
+        if self.unusable:
+            raise Refused(f"not sent: the Slack {self.unusable}")
         try:
             response = await self.client.chat_postMessage(
                 channel=chat_id, text=message.text, blocks=blocks(message),
@@ -212,6 +295,8 @@ class SlackAdapter:
 
     async def find_sent(self, chat_id: str, outbox_id: int, since: datetime) -> str | None:
         """Look for the message in the channel's history by its metadata: Slack can tell."""
+        if self.unusable:
+            raise Unavailable(f"cannot look: the Slack {self.unusable}")
         try:
             history = await self.client.conversations_history(
                 channel=chat_id, oldest=f"{(since - SEARCH_BACK).timestamp():.6f}", include_all_metadata=True,

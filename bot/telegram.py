@@ -13,6 +13,7 @@ import asyncio
 import contextvars
 import hmac
 import logging
+import re
 import warnings
 from datetime import datetime, timedelta
 from typing import Callable
@@ -23,7 +24,7 @@ from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, Re
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes, MessageHandler, filters
 from telegram.warnings import PTBDeprecationWarning
 
-from bot.serve import StartupError
+from bot.channel import Channel, Endpoint, StartupError
 from core.config import Settings
 from core.delivery.worker import Blocked, CannotTell, Limits, RateLimited, Refused, Unavailable
 from core.engine.pipeline import Engine
@@ -36,29 +37,55 @@ ALLOWED_UPDATES = ["message", "callback_query"]
 CALLBACK_DATA_LIMIT = 64  # bytes, a Bot API limit
 POLLING_BACKOFF = (0.5, 1, 2, 4, 8, 15, 30, 60)  # seconds between tries of a polled update (two minutes in all)
 ROW_WIDTH = 30  # characters of labels per keyboard row, so short choices (1–5) share a row
+TOKEN = re.compile(r"^\d+:[\w-]{20,}$")
+WEBHOOK_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 log = logging.getLogger(__name__)
 
 
-class TelegramAdapter:
+class TelegramAdapter(Channel):
     """One bot: its python-telegram-bot Application, the handlers, and delivery's `Sender`."""
 
     platform = PLATFORM
     limits = Limits(per_chat=1.0, per_bot=30.0)
+    needs = "TELEGRAM_BOT_TOKEN"
 
     def __init__(self, settings: Settings, conversation: Engine, queued: Callable[[], None]):
+        super().__init__(settings, conversation, queued)
         builder = Application.builder().token(settings.telegram_bot_token)
         if settings.telegram_api_url:
             root = settings.telegram_api_url.rstrip("/")
             builder = builder.base_url(f"{root}/bot").base_file_url(f"{root}/file/bot")
         self.app = builder.build()
-        self.settings = settings
-        self.conversation = conversation
-        self.queued = queued
         self.app.add_handler(CallbackQueryHandler(self.on_button))
         self.app.add_handler(MessageHandler(filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE, self.on_message))
         self.app.add_error_handler(self.on_error)
         # Errors of the update being handled in this task: the webhook answers 500 so Telegram re-sends it.
         self.errors: contextvars.ContextVar[list] = contextvars.ContextVar("telegram_update_errors")
+
+    @classmethod
+    def configured(cls, settings: Settings) -> bool:
+        """A bot token turns Telegram on."""
+        return bool(settings.telegram_bot_token)
+
+    @classmethod
+    def problems(cls, settings: Settings) -> list[str]:
+        """A token that is not BotFather's, or a webhook Telegram would not call or that has no secret."""
+        found = []
+        token, webhook = settings.telegram_bot_token, settings.telegram_webhook_url
+        if token and not TOKEN.match(token):
+            found.append("TELEGRAM_BOT_TOKEN does not look like a BotFather token (123456789:AA…)")
+        if webhook:
+            if not token:
+                found.append("TELEGRAM_WEBHOOK_URL is set but TELEGRAM_BOT_TOKEN is not")
+            if settings.telegram_api_url:  # a self-hosted Bot API server (--local) also calls plain http
+                if not webhook.startswith(("https://", "http://")):
+                    found.append("TELEGRAM_WEBHOOK_URL must be an http:// or https:// URL")
+            elif not webhook.startswith("https://"):
+                found.append("TELEGRAM_WEBHOOK_URL must be an https:// URL (Telegram only calls HTTPS webhooks; "
+                             "a self-hosted Bot API server, set by TELEGRAM_API_URL, also takes http://)")
+            if not WEBHOOK_SECRET.match(settings.telegram_webhook_secret or ""):
+                found.append("webhook mode needs TELEGRAM_WEBHOOK_SECRET: 1–256 characters of A–Z, a–z, 0–9, _ and -")
+        return found
 
     @property
     def webhook_mode(self) -> bool:
@@ -66,6 +93,10 @@ class TelegramAdapter:
         return bool(self.settings.telegram_webhook_url)
 
     # -- lifecycle ---------------------------------------------------------------------------------
+
+    def routes(self) -> dict[str, Endpoint]:
+        """The webhook endpoint, in webhook mode only."""
+        return {"/telegram/webhook": self.webhook} if self.webhook_mode else {}
 
     async def start(self) -> None:
         """Check the token (getMe), publish the command menu, then poll or register the webhook."""
@@ -96,11 +127,9 @@ class TelegramAdapter:
         await self.app.shutdown()
 
     async def publish_commands(self) -> None:
-        """The command menu in every language: the default one for all, the others by language code."""
-        catalog = self.conversation.catalog
+        """The command menu in every language, from the feature registry: the default for all, the others by code."""
         for locale in LOCALES:
-            commands = [BotCommand(*line.split(" - ", 1))
-                        for line in catalog.text("telegram/commands", locale, {}).splitlines() if " - " in line]
+            commands = [BotCommand(name, description) for name, description in self.conversation.command_menu(locale)]
             await self.app.bot.set_my_commands(commands, language_code=None if locale == DEFAULT_LOCALE else locale)
 
     # -- updates in --------------------------------------------------------------------------------

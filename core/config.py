@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.domain.models import DEFAULT_LOCALE, DEFAULT_TIMEZONE
+
 
 class Settings(BaseSettings):
     """Everything a school configures; names follow SPEC §8."""
@@ -12,12 +14,14 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     database_url: str = Field("sqlite:///companion.db", alias="COMPANION_DATABASE_URL")
-    school_timezone: str = Field("America/New_York", alias="COMPANION_SCHOOL_TIMEZONE")
-    default_locale: str = Field("en", alias="COMPANION_DEFAULT_LOCALE")
+    school_timezone: str = Field(DEFAULT_TIMEZONE, alias="COMPANION_SCHOOL_TIMEZONE")
+    default_locale: str = Field(DEFAULT_LOCALE, alias="COMPANION_DEFAULT_LOCALE")
     # OneRoster classes whose classType or title matches one of these are advisory groups.
     advisory_class_types: str = Field("homeroom,advisory", alias="COMPANION_ADVISORY_CLASS_TYPES")
     # OneRoster has no counselor role: these staff e-mails (comma-separated) get every safety alert.
     counselor_emails: str = Field("", alias="COMPANION_COUNSELOR_EMAILS")
+    # Modules of a school's own features, comma-separated, each exposing FEATURE (core/features/__init__.py).
+    features: str = Field("", alias="COMPANION_FEATURES")
     invite_valid_days: int = Field(30, alias="COMPANION_INVITE_VALID_DAYS")
     # Failed invite-code attempts one chat account may make per hour before it must wait.
     invite_attempts_per_hour: int = Field(5, alias="COMPANION_INVITE_ATTEMPTS_PER_HOUR")

@@ -2,13 +2,13 @@
 
 from alembic import context
 
-from core.domain import models
-from core.schedule import policy as schedule  # noqa: F401  (registers every table on SQLModel.metadata)
 from core.config import Settings
+from core.features import registry
 from core.domain.db import make_engine
 from sqlmodel import SQLModel
 
 config = context.config
+registry(Settings().features)  # every feature's module, a school's own too, puts its tables on the metadata
 engine = config.attributes.get("engine") or make_engine(Settings().database_url)
 
 with engine.connect() as connection:

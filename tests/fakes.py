@@ -2,7 +2,8 @@
 
 Each fake is a real HTTP server on 127.0.0.1 (port 0), in its own thread, that records every call.
 Both can be told to fail the next calls of a method (429 with retry-after, 500, 403, an error)
-and to enforce the platform's pace (per chat and per bot), answering 429 beyond it.
+and to enforce the platform's pace (per chat and per bot), answering 429 beyond it. The Slack
+fake can also stall: every call waits until it is let go, as a slow Web API would.
 """
 
 from __future__ import annotations
@@ -365,6 +366,15 @@ class FakeSlack(FakeServer):
         self.messages: dict[str, list[dict]] = defaultdict(list)  # channel → messages the bot posted
         self.views: list[dict] = []  # modals opened by views.open, with the id and hash Slack gave them
         self.last_ts = 0.0
+        self.stalled_until = 0.0  # time.monotonic() before which no call is answered
+
+    def stall(self, seconds: float = 30.0) -> None:
+        """Answer no call for `seconds` (or until unstall()), as a Web API that hangs."""
+        self.stalled_until = time.monotonic() + seconds
+
+    def unstall(self) -> None:
+        """Answer the calls that wait, and the next ones, at once."""
+        self.stalled_until = 0.0
 
     def application(self) -> web.Application:
         """Every method at /api/<method>, by GET or POST, as the Web API takes them."""
@@ -378,6 +388,8 @@ class FakeSlack(FakeServer):
             return web.json_response({"ok": False, "error": "invalid_auth"})
         method = request.match_info["method"]
         params = await _params(request)
+        while time.monotonic() < self.stalled_until and not self.closing:
+            await asyncio.sleep(0.01)
         failure = self._record(method, params)
         if method == "chat.postMessage" and self.delay:
             await asyncio.sleep(self.delay)

@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from bot.schedule_cli import register
 
+from core.features import REGISTRY
 from core.schedule import policy as schedule
 from core.school.calendar import CalendarError, classify, import_calendar, parse_calendar
 from tests.helpers import enrol
@@ -76,7 +77,7 @@ def test_an_imported_holiday_moves_the_planned_nudge(engine, now):
     import_calendar(engine, FIXTURE.read_bytes(), now)
     with engine.connect() as db:
         person_id = db.execute(text("SELECT id FROM person")).scalar()
-    coming = schedule.outlook(engine, person_id, now).nudges
+    coming = schedule.outlook(engine, REGISTRY, person_id, now).nudges
     goals, review = coming[0], coming[1]
     assert goals.local.date() == date(2026, 11, 24) and "Professional development" in goals.reason
     assert review.local.date() == date(2026, 11, 25) and "Thanksgiving" in review.reason
@@ -111,7 +112,7 @@ def companion(engine):
     @click.pass_context
     def main(ctx: click.Context) -> None:
         """The test's stand-in for `companion`."""
-        ctx.obj = SimpleNamespace(engine=engine)
+        ctx.obj = SimpleNamespace(engine=engine, registry=REGISTRY)
 
     register(main, lambda ctx: ctx.obj)
     return lambda *args: CliRunner().invoke(main, list(args))

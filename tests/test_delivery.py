@@ -12,7 +12,7 @@ from core.delivery.worker import (RESENT, Blocked, CannotTell, Delivery, Limits,
                            utc_now)
 from core.domain.messages import Outbound, Rendered
 from core.domain.store import Store
-from core.render.templates import catalog
+from core.features import REGISTRY
 from tests.fakes import dead_worker
 
 PLATFORM = "test"
@@ -63,7 +63,7 @@ def rows(engine) -> dict[int, tuple]:
 
 
 def worker(engine, sender: Recorder, **options) -> Delivery:
-    return Delivery(Store(engine), catalog(), [sender], **options)
+    return Delivery(Store(engine), REGISTRY.catalog, [sender], **options)
 
 
 def drain(delivery: Delivery, timeout: float = 20.0) -> None:

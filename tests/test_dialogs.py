@@ -11,6 +11,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import text
 
+from core.features import REGISTRY
 from core.domain import records
 from core.engine.pipeline import Engine
 from core.domain.store import Store
@@ -36,7 +37,7 @@ LOCALES = tuple(WORDS)
 
 @pytest.fixture
 def conversation(engine, now):
-    return Engine(Store(engine), clock=lambda: now)
+    return Engine(Store(engine), REGISTRY, clock=lambda: now)
 
 
 def onboarding_table(code: str, locale: str) -> list:
@@ -164,11 +165,11 @@ def test_three_goals_at_most(conversation, engine, now):
 
 @pytest.mark.parametrize("locale", LOCALES)
 def test_review_then_next_week_carries_unfinished_goals(engine, now, locale):
-    week_one = Engine(Store(engine), clock=lambda: now)
+    week_one = Engine(Store(engine), REGISTRY, clock=lambda: now)
     chat, person_id = onboard(week_one, engine, now, locale)
     play(chat, goals_table(locale))
     w = WORDS[locale]
-    friday = Engine(Store(engine), clock=lambda: now + timedelta(days=4))
+    friday = Engine(Store(engine), REGISTRY, clock=lambda: now + timedelta(days=4))
     chat.engine = friday
     play(chat, [("/review", ["review/ask_status"]),
                 ("@done", ["review/ask_notes"]),
@@ -176,7 +177,7 @@ def test_review_then_next_week_carries_unfinished_goals(engine, now, locale):
                 ("@partly", ["review/ask_notes"]),
                 (w["helped"], ["review/ask_reflection"]),
                 (w["reflection"], ["review/done"])])
-    next_monday = Engine(Store(engine), clock=lambda: now + timedelta(days=7))
+    next_monday = Engine(Store(engine), REGISTRY, clock=lambda: now + timedelta(days=7))
     chat.engine = next_monday
     play(chat, [("/goals", ["goals/carry_over"]),  # the partly-done goal: carry it forward
                 ("@carry", ["goals/ask_goal"])])
@@ -223,21 +224,22 @@ def test_a_flow_can_be_left_and_resumed(conversation, engine, now):
     chat, person_id = onboard(conversation, engine, now, "en")
     play(chat, [("/goals", ["goals/ask_goal"]),
                 ("read 20 pages by Thursday", ["goals/ask_category"]),
-                ("/plan", ["commands/plan", "goals/ask_category"]),  # a quick command, then the same question
+                ("/plan", ["goals/plan", "goals/ask_category"]),  # a quick command, then the same question
                 ("/profile", ["profile/show"]),  # another flow: goals waits
                 ("@done", ["commands/resuming", "goals/ask_category"]),
                 ("/cancel", ["commands/left"]),
                 ("hi", ["commands/menu"]),
-                ("/resume", ["commands/resuming", "goals/ask_category"]),
+                ("/resume", ["commands/resume_pick"]),  # stack rule: /resume lists what was set aside
+                ("@/resume 0", ["commands/resuming", "goals/ask_category"]),
                 ("@sense_of_purpose", ["goals/ask_outcome"])])
 
 
 def test_pause_until_a_date(conversation, engine, now):
     chat, person_id = onboard(conversation, engine, now, "en")
-    play(chat, [("/pause", ["commands/ask_pause"]),
-                ("yesterday", ["errors/day_in_past", "commands/ask_pause"]),
-                ("Dec 7", ["commands/paused"]),
-                ("/pause banana", ["commands/ask_pause", "errors/need_day", "commands/ask_pause"])])
+    play(chat, [("/pause", ["pause/ask_until"]),
+                ("yesterday", ["errors/day_in_past", "pause/ask_until"]),
+                ("Dec 7", ["pause/paused"]),
+                ("/pause banana", ["pause/ask_until", "errors/need_day", "pause/ask_until"])])
     with engine.connect() as db:
         assert Store_date(db.execute(text("SELECT paused_until FROM person WHERE id = :id"),
                                      {"id": person_id}).scalar()) == date(2026, 12, 7)
@@ -273,7 +275,7 @@ def test_adviser_sees_their_advisees(conversation, engine, now):
     bo.say(bo_code)
     with engine.begin() as db:  # delivery found that Bo blocked the bot
         db.execute(text("UPDATE chatidentity SET unreachable = :yes WHERE external_id = 'bo'"), {"yes": True})
-    transcript = play(adviser, [(adviser_code, ["adviser/menu"]), ("@/students", ["adviser/students"])])
+    transcript = play(adviser, [(adviser_code, ["commands/adult_menu"]), ("@/students", ["adviser/students"])])
     listing = transcript[1][0][1]
     assert "Bo" in listing and "Cy" not in listing
     assert "has blocked the bot" in listing

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import text
 
+from core.features import REGISTRY
 from core.engine.pipeline import Engine
 from core.domain.messages import Inbound
 from core.domain.store import Store
@@ -27,7 +29,7 @@ def snapshot(engine) -> dict:
 
 @pytest.fixture
 def conversation(engine, now):
-    return Engine(Store(engine), clock=lambda: now)
+    return Engine(Store(engine), REGISTRY, clock=lambda: now)
 
 
 def linked(conversation, engine, now, user="s1") -> Chat:
@@ -119,7 +121,7 @@ def test_an_invite_code_works_once(conversation, engine, now):
 
 def test_an_expired_invite_code_is_refused(engine, now):
     _, code = enrol(engine, now)
-    later = Engine(Store(engine), clock=lambda: now + timedelta(days=31))
+    later = Engine(Store(engine), REGISTRY, clock=lambda: now + timedelta(days=31))
     play(Chat(later, "late"), [(code.lower(), ["link/bad_code"])])
 
 
@@ -128,7 +130,7 @@ def test_guessing_codes_is_rate_limited(conversation, engine, now):
     chat = Chat(conversation, "guesser")
     play(chat, [(f"GUESS-{n:04d}", ["link/bad_code"]) for n in range(5)])
     play(chat, [(code, ["link/too_many"])])  # even the right code waits out the hour
-    chat.engine = Engine(Store(engine), clock=lambda: now + timedelta(hours=1, minutes=1))
+    chat.engine = Engine(Store(engine), REGISTRY, clock=lambda: now + timedelta(hours=1, minutes=1))
     play(chat, [(code, ["link/welcome", "onboarding/consent"])])
 
 
@@ -162,14 +164,15 @@ def test_crisis_language_alerts_the_adviser_at_once(conversation, engine, now, m
     with engine.connect() as db:
         assert db.execute(text("SELECT COUNT(*) FROM safetyalert")).scalar() >= 1
         assert db.execute(text("SELECT COUNT(*) FROM auditlog WHERE action = 'safety_alert'")).scalar() == 1
-        state = db.execute(text("SELECT state FROM conversation c JOIN chatidentity i ON i.person_id = c.person_id "
-                                "WHERE i.external_id = 'eli'")).scalar()
-    assert state == "language"  # the open question waits; nothing was taken as an answer
+        state, kept = db.execute(text("SELECT state, stack FROM conversation c JOIN chatidentity i "
+                                      "ON i.person_id = c.person_id WHERE i.external_id = 'eli'")).one()
+    # Stack rule: a crisis sets every flow aside, answers kept, and nothing is asked about it now.
+    assert state is None and [(f["flow"], f["state"]) for f in json.loads(kept)["aside"]] == [("onboarding", "language")]
 
 
 def test_two_workers_racing_on_one_student_lose_no_answer(engine, now):
     """Two processes' worth of engines answer the same student at once: every answer lands once, in order."""
-    workers = [Engine(Store(engine), clock=lambda: now) for _ in range(2)]
+    workers = [Engine(Store(engine), REGISTRY, clock=lambda: now) for _ in range(2)]
     chat = linked(workers[0], engine, now, "racer")
     play(chat, [("@agree", ["profile/ask_language"]), ("@en", ["profile/ask_timezone"]),
                 ("@keep", ["profile/ask_strengths"])])
@@ -199,7 +202,7 @@ def test_a_conversation_left_in_a_step_that_no_longer_exists_starts_clean(conver
     chat = linked(conversation, engine, now, "old")
     with engine.begin() as db:  # as if an upgrade renamed the step this student was waiting at
         db.execute(text("UPDATE conversation SET flow = 'goals', state = 'renamed_step', "
-                        "suspended = '{\"flow\": \"gone\", \"state\": \"x\", \"answers\": {}}'"))
+                        "stack = '{\"aside\": [{\"flow\": \"gone\", \"state\": \"x\", \"answers\": {}, \"at\": \"2026-11-23T13:00:00+00:00\"}]}'"))
     assert [t for t, _, _ in chat.say("hello")] == ["commands/menu"]
     assert [t for t, _, _ in chat.say("/resume")] == ["commands/menu"]
 
@@ -229,13 +232,13 @@ def test_shared_evidence_is_kept_for_the_goal_under_review(conversation, engine,
 def test_crisis_resources_come_in_the_students_language_unless_the_school_sets_its_own(engine, now):
     from core.config import Settings
 
-    spanish = Chat(Engine(Store(engine), clock=lambda: now), "ana")
+    spanish = Chat(Engine(Store(engine), REGISTRY, clock=lambda: now), "ana")
     _, code = enrol(engine, now)
     play(spanish, [(code, ["link/welcome", "onboarding/consent"]), ("@agree", ["profile/ask_language"]),
                    ("@es", ["profile/ask_timezone"])])
     (_, support, _), = spanish.say("ya no quiero vivir")
     assert "marca 2 para español" in support
-    school = Engine(Store(engine), Settings(COMPANION_SAFETY_RESOURCES="call Ms Lee at 555-0100"), clock=lambda: now)
+    school = Engine(Store(engine), REGISTRY, Settings(COMPANION_SAFETY_RESOURCES="call Ms Lee at 555-0100"), clock=lambda: now)
     spanish.engine = school
     (_, support, _), = spanish.say("quiero morir")
     assert "call Ms Lee at 555-0100" in support
@@ -247,3 +250,44 @@ def test_crisis_words_before_linking_still_get_support_at_once(conversation, eng
     assert template == "safety/support" and "988" in support and "adviser" not in support
     with engine.connect() as db:
         assert db.execute(text("SELECT COUNT(*) FROM auditlog WHERE action = 'safety_unlinked'")).scalar() == 1
+
+
+# -- forms pass the same pipeline as messages ------------------------------------------------------
+
+
+def onboarded_student(conversation, engine, now, user="eli"):
+    adviser_id, adviser_code = enrol(engine, now, given_name="Ms Rivera", role="adviser")
+    _, code = enrol(engine, now, given_name="Eli", adviser_id=adviser_id)
+    adviser = Chat(conversation, f"adviser-of-{user}")
+    adviser.say(adviser_code)
+    adviser.deliver()
+    student = Chat(conversation, user)
+    for says in (code, "@agree", "@en", "@keep", "art", "math", "music", "teacher", "4pm"):
+        student.say(says)
+    return student, adviser
+
+
+def test_crisis_words_in_the_profile_form_alert_the_adviser(conversation, engine, now):
+    student, adviser = onboarded_student(conversation, engine, now)
+    conversation.submit_form("console", "eli", "form-1", "profile", {"needs": "I want to die", "checkin_time": "5pm"})
+    assert [t for t, _, _ in student.deliver()] == ["safety/support", "profile/saved"]
+    (template, alert, _), = adviser.deliver()
+    assert template == "safety/alert" and "I want to die" in alert
+    with engine.connect() as db:  # the student's words are kept too: nothing they wrote is lost
+        assert db.execute(text("SELECT needs, checkin_time FROM learnerprofile")).one() == ("I want to die", "17:00")
+
+
+def test_a_stopped_student_cannot_save_the_profile_form(conversation, engine, now):
+    student, _ = onboarded_student(conversation, engine, now)
+    student.say("/stop")
+    conversation.submit_form("console", "eli", "form-1", "profile", {"strengths": "changed"})
+    assert [t for t, _, _ in student.deliver()] == ["commands/stopped"]
+    with engine.connect() as db:
+        assert db.execute(text("SELECT strengths FROM learnerprofile")).scalar() == "art"
+
+
+def test_a_form_submitted_twice_is_saved_once(conversation, engine, now):
+    student, _ = onboarded_student(conversation, engine, now)
+    for _ in range(2):
+        conversation.submit_form("console", "eli", "form-1", "profile", {"aim": "doctor"})
+    assert [t for t, _, _ in student.deliver()] == ["profile/saved"]

@@ -6,8 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
-from core.domain import models
-from core.schedule import policy as schedule  # noqa: F401  (registers the tables)
+import core.features  # noqa: F401  (the features, the domain and the scheduler register every table)
 
 
 def test_migrations_build_the_schema_the_models_describe(engine):

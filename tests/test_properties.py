@@ -10,13 +10,14 @@ import itertools
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from core.features import REGISTRY
 from core.engine.pipeline import Engine
-from core.features import FLOWS
 from core.domain.store import Store
 from tests.helpers import Chat, enrol
 
-COMMANDS = ["/goals", "/review", "/profile", "/plan", "/pause", "/language", "/stop", "/start", "/cancel",
-            "/resume", "/help", "/nonsense", "/pause next friday", "/metas"]
+# Every registered command, and a few with arguments or in another language.
+COMMANDS = [f"/{name}" for name in REGISTRY.commands] + ["/nonsense", "/pause next friday", "/metas", "/resume 0",
+                                                         "/open review"]
 PAYLOADS = ["@agree", "@decline", "@en", "@es", "@keep", "@yes", "@no", "@carry", "@drop", "@done", "@partly",
             "@not_yet", "@content_knowledge", "@habits_of_success", "@3", "@1", "@friday", "@07:30", "@/goals",
             "@strengths", "@interests", "@" + "x" * 70]
@@ -35,7 +36,7 @@ counter = itertools.count()
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(script=script)
 def test_any_sequence_of_messages_from_many_students(engine, now, script):
-    conversation = Engine(Store(engine), clock=lambda: now)
+    conversation = Engine(Store(engine), REGISTRY, clock=lambda: now)
     run = next(counter)
     chats = []
     for n in range(3):
@@ -63,9 +64,10 @@ def assert_known_state(sender) -> None:
     if sender.flow is None:
         assert sender.state is None
     else:
-        assert sender.state in FLOWS[sender.flow].by_name
-    if sender.suspended:
-        assert sender.suspended["state"] in FLOWS[sender.suspended["flow"]].by_name
+        assert sender.state in REGISTRY.flows[sender.flow].by_name
+    for part in ("below", "aside"):
+        for frame in (sender.stack or {}).get(part, []):
+            assert frame["state"] in REGISTRY.flows[frame["flow"]].by_name
 
 
 def assert_answer_stored(engine, chat: Chat, before, after, says: str) -> None:

@@ -19,15 +19,26 @@ from hypothesis import given, settings, strategies as st
 from sqlalchemy import text
 from sqlmodel import Session, select
 
+from core.features import REGISTRY
 from core.schedule import policy as schedule
 from core.engine.pipeline import Engine
 from core.domain.messages import Inbound
 from core.schedule.policy import DayMark, Rules, SchoolCalendar, plan_week
+from core.domain.models import DEFAULT_TIMEZONE
+from core.domain.settings import Values
 from core.domain.store import Store, as_moment
 
 UTC = timezone.utc
 MONDAY = date(2026, 11, 23)  # the conftest `now` falls in this week
-NO_QUIET = Rules(quiet_start=time(0), quiet_end=time(0), class_start=time(0), class_end=time(0))
+
+
+def school_rules(**settings) -> Rules:
+    """The rules of a school with these settings (by key) and the defaults for the rest."""
+    return Rules.of(REGISTRY.triggers, Values(REGISTRY.settings.keys, settings), DEFAULT_TIMEZONE)
+
+
+NO_QUIET = school_rules(**{"quiet_hours.start": time(0), "quiet_hours.end": time(0), "class_time.start": time(0),
+                    "class_time.end": time(0)})
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -53,9 +64,9 @@ def slots_by_kind(rules: Rules, zone: str, preferred: str = "15:30", week: date 
 
 
 def test_both_sides_of_the_date_line_get_their_own_monday_afternoon():
-    auckland = slots_by_kind(Rules(), "Pacific/Auckland")
-    pago_pago = slots_by_kind(Rules(), "Pacific/Pago_Pago")
-    honolulu = slots_by_kind(Rules(), "Pacific/Honolulu")
+    auckland = slots_by_kind(school_rules(), "Pacific/Auckland")
+    pago_pago = slots_by_kind(school_rules(), "Pacific/Pago_Pago")
+    honolulu = slots_by_kind(school_rules(), "Pacific/Honolulu")
     # Monday 15:30 in Auckland (NZDT, UTC+13) is still Sunday night in UTC …
     assert auckland["goals"].due_at == datetime(2026, 11, 23, 2, 30, tzinfo=UTC)
     # … and Monday 15:30 in Pago Pago (UTC−11) is already Tuesday in UTC: a day and a day apart.
@@ -67,16 +78,16 @@ def test_both_sides_of_the_date_line_get_their_own_monday_afternoon():
 
 
 def test_the_same_local_time_across_the_autumn_dst_change():
-    before = slots_by_kind(Rules(), "America/New_York", week=date(2026, 10, 26))
-    after = slots_by_kind(Rules(), "America/New_York", week=date(2026, 11, 2))  # clocks went back on Nov 1
+    before = slots_by_kind(school_rules(), "America/New_York", week=date(2026, 10, 26))
+    after = slots_by_kind(school_rules(), "America/New_York", week=date(2026, 11, 2))  # clocks went back on Nov 1
     assert before["goals"].due_at == datetime(2026, 10, 26, 19, 30, tzinfo=UTC)  # EDT, UTC−4
     assert after["goals"].due_at == datetime(2026, 11, 2, 20, 30, tzinfo=UTC)  # EST, UTC−5
     assert before["review"].due_at.astimezone(ZoneInfo("America/New_York")).time() == time(15, 30)
 
 
 def test_a_time_the_spring_dst_change_skips_goes_at_the_moment_after():
-    sunday_school = Rules(goals_day=6, review_day=None, quiet_start=time(0), quiet_end=time(0),
-                          class_start=time(0), class_end=time(0))
+    sunday_school = school_rules(**{"goals.day": 6, "review.day": None, "quiet_hours.start": time(0),
+                             "quiet_hours.end": time(0), "class_time.start": time(0), "class_time.end": time(0)})
     goals = slots_by_kind(sunday_school, "America/New_York", preferred="02:30", week=date(2026, 3, 2))["goals"]
     assert goals.day == date(2026, 3, 8)
     assert goals.due_at == datetime(2026, 3, 8, 7, 30, tzinfo=UTC)  # 03:30 EDT
@@ -84,19 +95,19 @@ def test_a_time_the_spring_dst_change_skips_goes_at_the_moment_after():
 
 
 def test_quiet_hours_and_class_time_move_the_nudge():
-    assert schedule.place(Rules(), MONDAY, time(22, 15)) == (time(20, 30),
+    assert schedule.place(school_rules(), MONDAY, time(22, 15)) == (time(20, 30),
                                                             "moved from 22:15 to 20:30: quiet hours 21:00–07:00")
-    assert schedule.place(Rules(), MONDAY, time(5))[0] == time(7)
-    moved, reason = schedule.place(Rules(), MONDAY, time(10))
+    assert schedule.place(school_rules(), MONDAY, time(5))[0] == time(7)
+    moved, reason = schedule.place(school_rules(), MONDAY, time(10))
     assert moved == time(15) and "class time 08:00–15:00" in reason
-    assert schedule.place(Rules(), date(2026, 11, 28), time(10)) == (time(10), None)  # no class on Saturday
-    assert schedule.place(Rules(), MONDAY, time(15, 30)) == (time(15, 30), None)
+    assert schedule.place(school_rules(), date(2026, 11, 28), time(10)) == (time(10), None)  # no class on Saturday
+    assert schedule.place(school_rules(), MONDAY, time(15, 30)) == (time(15, 30), None)
 
 
 def test_holidays_move_the_goal_prompt_later_and_the_review_earlier():
     thanksgiving = SchoolCalendar((DayMark("holiday", "Thanksgiving break", date(2026, 11, 26), date(2026, 11, 27)),
                                    DayMark("holiday", "Staff day", date(2026, 11, 23), date(2026, 11, 23))))
-    slots = slots_by_kind(Rules(), "America/New_York", calendar=thanksgiving)
+    slots = slots_by_kind(school_rules(), "America/New_York", calendar=thanksgiving)
     assert slots["goals"].day == date(2026, 11, 24) and "holiday (Staff day)" in slots["goals"].reason
     assert slots["review"].day == date(2026, 11, 25) and "Thanksgiving" in slots["review"].reason
     assert slots["goals"].status == slots["review"].status == "planned"
@@ -104,20 +115,20 @@ def test_holidays_move_the_goal_prompt_later_and_the_review_earlier():
 
 def test_no_nudge_at_all_in_a_week_of_holidays_or_outside_term():
     winter = SchoolCalendar((DayMark("holiday", "Winter break", date(2026, 12, 21), date(2027, 1, 1)),))
-    slots = slots_by_kind(Rules(), "America/New_York", week=date(2026, 12, 21), calendar=winter)
+    slots = slots_by_kind(school_rules(), "America/New_York", week=date(2026, 12, 21), calendar=winter)
     assert {slot.status for slot in slots.values()} == {"skipped"}
     assert slots["goals"].reason == "holiday (Winter break)"
     summer = SchoolCalendar((DayMark("term", "Fall semester", date(2026, 8, 24), date(2026, 12, 18)),))
-    july = slots_by_kind(Rules(), "America/New_York", week=date(2027, 7, 5), calendar=summer)
+    july = slots_by_kind(school_rules(), "America/New_York", week=date(2027, 7, 5), calendar=summer)
     assert july["goals"].reason == "outside term"
 
 
 def test_the_weekly_cap_drops_the_check_in_first_and_exam_weeks_have_none():
-    capped = slots_by_kind(Rules(checkin_day=2, weekly_cap=2), "Europe/Madrid")
+    capped = slots_by_kind(school_rules(**{"checkin.day": 2, "nudges.weekly_cap": 2}), "Europe/Madrid")
     assert capped["checkin"].status == "skipped" and capped["checkin"].reason == "weekly cap of 2 nudges"
     assert capped["goals"].status == capped["review"].status == "planned"
     exams = SchoolCalendar((DayMark("exam_week", "Finals", MONDAY, MONDAY + timedelta(days=4)),))
-    exam_week = slots_by_kind(Rules(checkin_day=2), "Europe/Madrid", calendar=exams)
+    exam_week = slots_by_kind(school_rules(**{"checkin.day": 2}), "Europe/Madrid", calendar=exams)
     assert exam_week["checkin"].reason == "exam week (Finals)"
 
 
@@ -130,7 +141,7 @@ def test_a_pause_lasts_until_the_day_it_names():
 def test_a_follow_up_waits_for_the_next_school_day_at_the_students_time():
     zone = ZoneInfo("America/New_York")
     friday_review = datetime(2026, 11, 27, 20, 30, tzinfo=UTC)
-    due = schedule.followup_due(Rules(), SchoolCalendar(), zone, time(15, 30), friday_review)
+    due = schedule.followup_due(school_rules(), SchoolCalendar(), zone, time(15, 30), friday_review)
     assert due.astimezone(zone) == datetime(2026, 11, 30, 15, 30, tzinfo=zone)  # Monday, not the weekend
 
 
@@ -142,7 +153,7 @@ ZONES = ("Pacific/Auckland", "Pacific/Chatham", "Pacific/Kiritimati", "Pacific/P
 @given(zone=st.sampled_from(ZONES), hour=st.integers(0, 23), minute=st.sampled_from([0, 15, 30, 59]),
        weeks=st.integers(0, 104), checkin_day=st.one_of(st.none(), st.integers(0, 4)))
 def test_a_planned_nudge_never_lands_at_night_in_class_or_on_the_wrong_day(zone, hour, minute, weeks, checkin_day):
-    rules = Rules(checkin_day=checkin_day)
+    rules = school_rules(**{"checkin.day": checkin_day})
     week = date(2026, 1, 5) + timedelta(weeks=weeks)
     for slot in schedule.week_slots(rules, SchoolCalendar(), ZoneInfo(zone), time(hour, minute), week):
         local = slot.due_at.astimezone(ZoneInfo(zone))
@@ -208,16 +219,16 @@ def run_until_idle(engine, conversation, now: datetime, worker: str = "w1", limi
 def test_a_planned_week_sends_each_nudge_at_the_students_own_time(engine, now):
     auckland, new_york, honolulu = add_students(engine, now, ["Pacific/Auckland", None, "Pacific/Honolulu"])
     clock = Clock(datetime(2026, 11, 23, 3, 0, tzinfo=UTC))
-    conversation = Engine(Store(engine), clock=clock)
-    assert plan_week(engine, MONDAY, clock.now) == 6
-    assert plan_week(engine, MONDAY, clock.now) == 0  # planning again changes nothing that did not change
+    conversation = Engine(Store(engine), REGISTRY, clock=clock)
+    assert plan_week(engine, REGISTRY, MONDAY, clock.now) == 6
+    assert plan_week(engine, REGISTRY, MONDAY, clock.now) == 0  # planning again changes nothing that did not change
     with engine.begin() as db:  # the student picks another time: the next planning moves the nudges
         db.execute(text("INSERT INTO learnerprofile (person_id, checkin_time, updated_at) VALUES (:p, '16:00', :n)"),
                    {"p": new_york, "n": clock.now})
-    assert plan_week(engine, MONDAY, clock.now) == 2
+    assert plan_week(engine, REGISTRY, MONDAY, clock.now) == 2
     with engine.begin() as db:
         db.execute(text("DELETE FROM learnerprofile"))
-    assert plan_week(engine, MONDAY, clock.now) == 2
+    assert plan_week(engine, REGISTRY, MONDAY, clock.now) == 2
     with engine.connect() as db:
         assert db.execute(text("SELECT COUNT(*) FROM nudge")).scalar() == 6
     run_until_idle(engine, conversation, clock.now)
@@ -237,13 +248,13 @@ def test_paused_and_stopped_students_are_skipped_with_the_reason(engine, now):
     (paused,) = add_students(engine, now, [None], paused_until=date(2026, 11, 30))
     (stopped,) = add_students(engine, now, [None], status="stopped")
     (later_paused,) = add_students(engine, now, [None])
-    plan_week(engine, MONDAY, now)
+    plan_week(engine, REGISTRY, MONDAY, now)
     assert nudge_rows(engine, paused)["goals"] == ("skipped", "paused until 2026-11-30")
     assert nudge_rows(engine, stopped)["review"] == ("skipped", "stopped")
     with engine.begin() as db:  # paused after the week was planned: the sweep looks again
         db.execute(text("UPDATE person SET paused_until = :d WHERE id = :p"),
                    {"d": date(2026, 11, 25), "p": later_paused})
-    run_until_idle(engine, Engine(Store(engine), clock=lambda: now), datetime(2026, 11, 23, 20, 30, tzinfo=UTC))
+    run_until_idle(engine, Engine(Store(engine), REGISTRY, clock=lambda: now), datetime(2026, 11, 23, 20, 30, tzinfo=UTC))
     assert nudge_rows(engine, later_paused)["goals"] == ("skipped", "paused until 2026-11-25")
     assert outbox_per_student(engine) == {}
 
@@ -251,9 +262,9 @@ def test_paused_and_stopped_students_are_skipped_with_the_reason(engine, now):
 def test_nudges_missed_beyond_the_grace_window_are_skipped_not_sent_in_a_burst(engine, now):
     (late, ) = add_students(engine, now, [None])
     (on_time,) = add_students(engine, now, ["America/Los_Angeles"])
-    plan_week(engine, MONDAY, now)
+    plan_week(engine, REGISTRY, MONDAY, now)
     back_up = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)  # New York's 15:30 was 6.5 h ago, Los Angeles' 3.5 h
-    report = run_until_idle(engine, Engine(Store(engine), clock=lambda: back_up), back_up)
+    report = run_until_idle(engine, Engine(Store(engine), REGISTRY, clock=lambda: back_up), back_up)
     assert (report.stale, report.sent) == (1, 1)
     assert nudge_rows(engine, late)["goals"] == ("skipped", "stale: missed its grace window")
     assert outbox_per_student(engine) == {on_time: ["goals/ask_goal"]}
@@ -261,9 +272,9 @@ def test_nudges_missed_beyond_the_grace_window_are_skipped_not_sent_in_a_burst(e
 
 def test_a_late_nudge_that_would_arrive_at_night_is_skipped(engine, now):
     (student,) = add_students(engine, now, [None])
-    plan_week(engine, MONDAY, now)
+    plan_week(engine, REGISTRY, MONDAY, now)
     night = datetime(2026, 11, 24, 2, 5, tzinfo=UTC)  # 21:05 in New York, still inside the 6 h grace window
-    report = run_until_idle(engine, Engine(Store(engine), clock=lambda: night), night)
+    report = run_until_idle(engine, Engine(Store(engine), REGISTRY, clock=lambda: night), night)
     assert (report.claimed, report.sent, report.skipped) == (1, 0, 1)
     assert nudge_rows(engine, student)["goals"] == ("skipped",
                                                     "late: it would arrive at 21:05, in quiet hours 21:00–07:00")
@@ -273,8 +284,8 @@ def test_a_late_nudge_that_would_arrive_at_night_is_skipped(engine, now):
 def test_a_follow_up_due_while_the_server_was_down_waits_for_the_students_next_afternoon(engine, now):
     (student,) = add_students(engine, now, [None])
     clock = Clock(datetime(2026, 11, 23, 20, 30, tzinfo=UTC))
-    conversation = Engine(Store(engine), clock=clock)
-    plan_week(engine, MONDAY, clock.now)
+    conversation = Engine(Store(engine), REGISTRY, clock=clock)
+    plan_week(engine, REGISTRY, MONDAY, clock.now)
     run_until_idle(engine, conversation, clock.now)
     clock.now = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)  # Tuesday 22:00 in New York: too late to write
     assert run_until_idle(engine, conversation, clock.now).followed_up == 0
@@ -292,7 +303,7 @@ def test_apscheduler_only_wakes_the_sweeps(engine, now):
     (student,) = add_students(engine, now, [None])
     clock = Clock(datetime(2026, 11, 23, 20, 30, tzinfo=UTC))
     scheduler = BackgroundScheduler(timezone=UTC)
-    schedule.wake_sweeps(scheduler, engine, Engine(Store(engine), clock=clock), "w1")
+    schedule.wake_sweeps(scheduler, engine, Engine(Store(engine), REGISTRY, clock=clock), "w1")
     jobs = {job.id: job for job in scheduler.get_jobs()}
     assert set(jobs) == {"nudges.sweep", "nudges.plan"}
     assert jobs["nudges.plan"].func() == 4  # this week and next
@@ -306,7 +317,7 @@ def test_holidays_in_the_calendar_move_planned_nudges(engine, now):
         db.execute(text("INSERT INTO calendarevent (school_id, uid, kind, title, starts_on, ends_on, updated_at) "
                         "VALUES (1, 'tg', 'holiday', 'Thanksgiving', :s, :e, :n)"),
                    {"s": date(2026, 11, 26), "e": date(2026, 11, 27), "n": now})
-    plan_week(engine, MONDAY, now)
+    plan_week(engine, REGISTRY, MONDAY, now)
     with engine.connect() as db:
         due_at = db.execute(text("SELECT due_at FROM nudge WHERE person_id = :p AND kind = 'review'"),
                             {"p": student}).scalar()
@@ -317,8 +328,8 @@ def test_holidays_in_the_calendar_move_planned_nudges(engine, now):
 def test_follow_up_once_then_flag_and_never_follow_up_someone_who_answered(engine, now):
     silent, answers = add_students(engine, now, [None, None])
     clock = Clock(datetime(2026, 11, 23, 20, 30, tzinfo=UTC))
-    conversation = Engine(Store(engine), clock=clock)
-    plan_week(engine, MONDAY, clock.now)
+    conversation = Engine(Store(engine), REGISTRY, clock=clock)
+    plan_week(engine, REGISTRY, MONDAY, clock.now)
     assert run_until_idle(engine, conversation, clock.now).sent == 2
     clock.now += timedelta(hours=2)
     conversation.handle(Inbound("console", "answer-1", f"u{answers}", f"u{answers}", text="Read two chapters"))
@@ -340,10 +351,10 @@ def test_follow_up_once_then_flag_and_never_follow_up_someone_who_answered(engin
 
 def test_the_schedule_explains_itself(engine, now):
     (student,) = add_students(engine, now, ["Pacific/Auckland"], paused_until=date(2026, 11, 30))
-    with Session(engine) as session:
-        session.add(schedule.SchoolSchedule(school_id=1, checkin_day=2, weekly_cap=2))
-        session.commit()
-    seen = schedule.outlook(engine, student, now)
+    with Store(engine).transaction() as tx:
+        REGISTRY.settings.set(tx, 1, "checkin.day", "wednesday", now)
+        REGISTRY.settings.set(tx, 1, "nudges.weekly_cap", "2", now)
+    seen = schedule.outlook(engine, REGISTRY, student, now)
     assert seen.zone == "Pacific/Auckland"
     this_week = [(n.kind, n.status, n.reason) for n in seen.nudges[:3]]
     assert this_week == [("goals", "skipped", "paused until 2026-11-30"),
@@ -377,7 +388,7 @@ class CrashingEngine(Engine):
 def due_week(engine, now: datetime, students: int) -> datetime:
     """Students in New York with this week planned; returns the moment all Monday nudges are due."""
     add_students(engine, now, [None] * students)
-    plan_week(engine, MONDAY, now)
+    plan_week(engine, REGISTRY, MONDAY, now)
     return datetime(2026, 11, 23, 20, 30, tzinfo=UTC)
 
 
@@ -396,11 +407,11 @@ def assert_exactly_one_nudge_each(engine, students: int) -> None:
 def test_a_worker_that_dies_mid_sweep_is_taken_over_and_nobody_gets_two(engine, now):
     students = 1200
     due = due_week(engine, now, students)
-    crashing = CrashingEngine(Store(engine), clock=lambda: due, crash_after=700)
+    crashing = CrashingEngine(Store(engine), REGISTRY, clock=lambda: due, crash_after=700)
     with pytest.raises(KeyboardInterrupt):
         run_until_idle(engine, crashing, due, worker="doomed")
     restarted = due + schedule.CLAIM_LEASE  # the dead worker's claims have expired
-    run_until_idle(engine, Engine(Store(engine), clock=lambda: restarted), restarted, worker="fresh")
+    run_until_idle(engine, Engine(Store(engine), REGISTRY, clock=lambda: restarted), restarted, worker="fresh")
     assert_exactly_one_nudge_each(engine, students)
 
 
@@ -423,11 +434,11 @@ def test_one_failing_nudge_holds_up_nobody_and_is_tried_again(engine, now):
     due = due_week(engine, now, 5)
     with engine.connect() as db:
         unlucky = db.execute(text("SELECT MIN(id) FROM person")).scalar()
-    flaky = FlakyEngine(Store(engine), clock=lambda: due, broken=f"u{unlucky}")
+    flaky = FlakyEngine(Store(engine), REGISTRY, clock=lambda: due, broken=f"u{unlucky}")
     report = run_until_idle(engine, flaky, due)
     assert (report.sent, report.failed) == (4, 1)
     later = due + schedule.CLAIM_LEASE
-    assert run_until_idle(engine, Engine(Store(engine), clock=lambda: later), later).sent == 1
+    assert run_until_idle(engine, Engine(Store(engine), REGISTRY, clock=lambda: later), later).sent == 1
     assert_exactly_one_nudge_each(engine, 5)
 
 
@@ -436,11 +447,12 @@ import sys
 from datetime import datetime
 from core.domain.db import make_engine
 from core.engine.pipeline import Engine
+from core.features import REGISTRY
 from core.schedule.policy import sweep
 from core.domain.store import Store
 engine = make_engine(sys.argv[1])
 due = datetime.fromisoformat(sys.argv[2])
-conversation = Engine(Store(engine), clock=lambda: due)
+conversation = Engine(Store(engine), REGISTRY, clock=lambda: due)
 while sweep(engine, conversation, due, "doomed", limit=50):
     pass
 """
@@ -460,7 +472,7 @@ def test_a_killed_sweeper_process_then_a_restart_sends_every_nudge_exactly_once(
     sent_before_kill = len(outbox_per_student(engine))
     assert 0 < sent_before_kill < students, "the worker should die in the middle of its sweep"
     restarted = due + schedule.CLAIM_LEASE
-    run_until_idle(engine, Engine(Store(engine), clock=lambda: restarted), restarted, worker="fresh")
+    run_until_idle(engine, Engine(Store(engine), REGISTRY, clock=lambda: restarted), restarted, worker="fresh")
     assert_exactly_one_nudge_each(engine, students)
 
 
@@ -473,7 +485,7 @@ def test_two_workers_on_postgresql_send_every_nudge_once(engine, now):
 
     def work(name: str) -> None:
         """One worker sweeping until there is nothing left."""
-        reports[name] = run_until_idle(engine, Engine(Store(engine), clock=lambda: due), due, worker=name, limit=25)
+        reports[name] = run_until_idle(engine, Engine(Store(engine), REGISTRY, clock=lambda: due), due, worker=name, limit=25)
 
     workers = [threading.Thread(target=work, args=(name,)) for name in ("w1", "w2")]
     for thread in workers:

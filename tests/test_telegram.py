@@ -269,13 +269,13 @@ def test_clear_errors_for_missing_or_wrong_configuration(engine, fake):
 
 def queue_broadcast(engine, chats: int) -> dict[str, str]:
     """One nudge to each of `chats` students; returns the text each should receive."""
-    from core.render.templates import catalog
+    from core.features import REGISTRY
 
     with Store(engine).transaction() as tx:
         for n in range(chats):
             tx.enqueue(None, "telegram", str(1000 + n), "en", Outbound("commands/unknown", {"command": f"n{n}"}),
                        utc_now(), priority=1)
-    return {str(1000 + n): catalog().text("commands/unknown", "en", {"command": f"n{n}"}) for n in range(chats)}
+    return {str(1000 + n): REGISTRY.catalog.text("commands/unknown", "en", {"command": f"n{n}"}) for n in range(chats)}
 
 
 def received(fake: FakeTelegram) -> list[tuple[str, str]]:

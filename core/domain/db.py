@@ -6,11 +6,28 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, text
 
 import migrations
 
 MIGRATIONS_DIR = Path(migrations.__file__).parent
+# Any fixed 64-bit number will do, as long as every `serve` process waits on the same one ("companio" in ASCII).
+MIGRATION_LOCK_KEY = 0x636F6D70616E696F
+
+
+class OutOfDate(Exception):
+    """The schema is not the one these migrations end at: migrating is the operator's call, so say how."""
+
+    def __init__(self, current: tuple[str, ...], head: tuple[str, ...]):
+        self.current, self.head = current, head
+        super().__init__(f"the database schema is at revision {_revisions(current)} but this version of the "
+                         f"companion needs {_revisions(head)}: run `companion db upgrade`")
+
+
+def _revisions(names: tuple[str, ...]) -> str:
+    return ", ".join(names) if names else "none (no migration has run)"
 
 
 def make_engine(url: str) -> Engine:
@@ -44,3 +61,42 @@ def alembic_config(engine: Engine) -> Config:
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema up to `revision`: the only way any database here is built."""
     command.upgrade(alembic_config(engine), revision)
+
+
+def revisions(engine: Engine) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(current, head): where the database is, and where the migrations end; reads only, creates nothing."""
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_heads()
+    head = ScriptDirectory.from_config(alembic_config(engine)).get_heads()
+    return tuple(sorted(current)), tuple(sorted(head))
+
+
+def is_current(engine: Engine) -> bool:
+    """Whether the schema is at the migrations' head, so the code and the tables agree."""
+    current, head = revisions(engine)
+    return current == head
+
+
+def require_current(engine: Engine) -> None:
+    """Raise `OutOfDate` unless the schema is at head: for commands that must not migrate behind the operator."""
+    current, head = revisions(engine)
+    if current != head:
+        raise OutOfDate(current, head)
+
+
+def upgrade_once(engine: Engine) -> None:
+    """Upgrade for `serve`, where several processes start at once: one migrates, the others wait, then find it current.
+
+    PostgreSQL: a session-level advisory lock, on a connection of its own in autocommit (no transaction is left
+    open while the migration runs on another). SQLite: one file, and Alembic's own transaction is enough.
+    """
+    if engine.dialect.name != "postgresql":
+        upgrade(engine)
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as lock:
+        lock.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        try:
+            if not is_current(engine):
+                upgrade(engine)
+        finally:
+            lock.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})

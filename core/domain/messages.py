@@ -22,6 +22,16 @@ class Inbound:
     payload: str | None = None
     attachment: "Attachment | None" = None
     email: str | None = None  # Slack knows the sender's e-mail: linking by roster e-mail
+    form: "FormData | None" = None  # a submitted form (Slack's modal), saved through the same pipeline
+    opens: str | None = None  # a trigger (a nudge) asks to open this flow
+
+
+@dataclass(frozen=True, slots=True)
+class FormData:
+    """A form a person submitted: which one, and field → what they typed."""
+
+    name: str
+    values: dict
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,10 @@ from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
+DEFAULT_LOCALE = "en"  # a school's language until it says otherwise, and every message's fallback
+DEFAULT_TIMEZONE = "America/New_York"  # a school's time zone until it says otherwise
+
+
 def utcnow() -> datetime:
     """The current time, timezone-aware, in UTC."""
     return datetime.now(timezone.utc)
@@ -61,8 +65,8 @@ class School(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     sourced_id: str = Field(unique=True)
     name: str
-    timezone: str = "America/New_York"
-    locale: str = "en"
+    timezone: str = DEFAULT_TIMEZONE
+    locale: str = DEFAULT_LOCALE
 
 
 class Person(SQLModel, table=True):
@@ -174,7 +178,7 @@ class Conversation(SQLModel, table=True):
     flow: str | None = None
     state: str | None = None
     answers: str = "{}"  # JSON: what the current flow has collected so far
-    suspended: str | None = None  # JSON: a flow that was left, to resume later
+    stack: str | None = None  # JSON: flows waiting below this one, set aside, or queued (core/engine/stack.py)
     version: int = 0
     updated_at: datetime = Field(default_factory=utcnow)
 

@@ -36,13 +36,13 @@ class Sender:
     flow: str | None = None
     state: str | None = None
     answers: dict | None = None
-    suspended: dict | None = None
+    stack: dict | None = None  # the flows below the open one, those set aside, those queued (core/engine/stack.py)
     version: int = 0
 
 
 SENDER_QUERY = """
 SELECT i.id, i.person_id, i.chat_id, p.role, p.given_name, p.locale, p.timezone,
-       s.locale, s.timezone, p.status, p.consent_at IS NOT NULL, c.flow, c.state, c.answers, c.suspended, c.version
+       s.locale, s.timezone, p.status, p.consent_at IS NOT NULL, c.flow, c.state, c.answers, c.stack, c.version
 FROM chatidentity i
 LEFT JOIN person p ON p.id = i.person_id
 LEFT JOIN school s ON s.id = p.school_id
@@ -156,7 +156,7 @@ class Tx:
         sender = Sender(*row[:13], version=row[15] or 0)
         sender.consented = bool(sender.consented)
         sender.answers = json.loads(row[13]) if row[13] else {}
-        sender.suspended = json.loads(row[14]) if row[14] else None
+        sender.stack = json.loads(row[14]) if row[14] else {}
         return sender
 
     def add_identity(self, platform: str, external_id: str, chat_id: str, now: datetime) -> int:
@@ -168,11 +168,11 @@ class Tx:
 
     def save_conversation(self, sender: Sender, now: datetime) -> None:
         """Write the sender's flow, state and answers; the version guards against a lost update."""
-        suspended = json.dumps(sender.suspended) if sender.suspended else None
+        stack = json.dumps(sender.stack) if sender.stack else None
         cursor = self.execute(
-            "UPDATE conversation SET flow = ?, state = ?, answers = ?, suspended = ?, "
+            "UPDATE conversation SET flow = ?, state = ?, answers = ?, stack = ?, "
             "version = version + 1, updated_at = ? WHERE person_id = ? AND version = ?",
-            (sender.flow, sender.state, json.dumps(sender.answers or {}), suspended, self.ts(now),
+            (sender.flow, sender.state, json.dumps(sender.answers or {}), stack, self.ts(now),
              sender.person_id, sender.version),
         )
         if cursor.rowcount != 1:

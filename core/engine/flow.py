@@ -19,12 +19,14 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from core.domain import dates
 from core.domain.messages import Button, Inbound, Outbound
+from core.domain.models import DEFAULT_LOCALE, DEFAULT_TIMEZONE
 
 if TYPE_CHECKING:
     from core.domain.store import Sender, Tx
     from core.render.templates import Catalog
 
 END = "end"
+Clock = Callable[[], datetime]
 
 
 class Invalid(Exception):
@@ -45,6 +47,7 @@ class Turn:
     catalog: "Catalog"
     now: datetime
     replies: list[Outbound] = field(default_factory=list)
+    platform: str = ""  # where the event came from (for the audit log)
 
     @property
     def answers(self) -> dict:
@@ -56,11 +59,11 @@ class Turn:
 
     @property
     def locale(self) -> str:
-        return self.sender.locale or self.sender.school_locale or "en"
+        return self.sender.locale or self.sender.school_locale or DEFAULT_LOCALE
 
     @property
     def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.sender.timezone or self.sender.school_timezone or "UTC")
+        return ZoneInfo(self.sender.timezone or self.sender.school_timezone or DEFAULT_TIMEZONE)
 
     @property
     def today(self) -> date:
@@ -185,12 +188,12 @@ class TimeZone(Expect):
     """An IANA time zone, or a city: "America/Chicago", "Chicago", "madrid"; a button keeps the school's."""
 
     def buttons(self, turn: Turn) -> tuple[Button, ...]:
-        school = turn.sender.school_timezone or "UTC"
+        school = turn.sender.school_timezone or DEFAULT_TIMEZONE
         return (Button("timezone.keep", "keep", {"zone": school}),)
 
     def parse(self, turn: Turn, inbound: Inbound) -> str:
         if inbound.payload == "keep":
-            return turn.sender.school_timezone or "UTC"
+            return turn.sender.school_timezone or DEFAULT_TIMEZONE
         typed = re.sub(r"\s+", " ", plain(inbound.text or ""))
         zone = TIMEZONES.get(typed.replace(" ", "_")) or TIMEZONE_CITIES.get(typed)
         if zone is None:
@@ -261,6 +264,7 @@ class Flow:
     begin: Callable[[Turn], str] | None = None  # loads what the flow needs; returns the first state
     starts: tuple[str, ...] = ()  # where `begin` may lead
     finish: Callable[[Turn], None] | None = None
+    evidence_for: Callable[[Turn], dict | None] | None = None  # {"id", "text"} a photo sent now is evidence of
     by_name: dict[str, Step] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -1,7 +1,26 @@
-"""Every flow the engine can run, by name."""
+"""The installed features, one module each, and the registry the engine and the tools read.
 
-from core.engine.flow import Flow
-from core.features.goals import GOALS, REVIEW
-from core.features.profile import LANGUAGE, ONBOARDING, PAUSE, PROFILE
+A school may add its own: `COMPANION_FEATURES=module.path,other.module`, each module exposing
+`FEATURE` (a `core.engine.registry.Feature`) with its prompt folder beside it.
+"""
 
-FLOWS: dict[str, Flow] = {flow.name: flow for flow in (ONBOARDING, PROFILE, LANGUAGE, PAUSE, GOALS, REVIEW)}
+from __future__ import annotations
+
+import importlib
+
+from core.engine.registry import Feature, Registry
+from core.features import advisers, checkin, goals, onboarding, pause, profile, review
+from core.schedule.policy import SETTINGS as SCHEDULE_SETTINGS
+
+# In the order the help lists their commands.
+FEATURES: tuple[Feature, ...] = tuple(module.FEATURE for module in (onboarding, goals, review, profile, pause, checkin,
+                                                                    advisers))
+REGISTRY = Registry(FEATURES, settings_keys=SCHEDULE_SETTINGS)
+
+
+def registry(extra_modules: str = "") -> Registry:
+    """The installed features, plus those of the comma-separated modules in `extra_modules`."""
+    names = [name.strip() for name in extra_modules.split(",") if name.strip()]
+    if not names:
+        return REGISTRY
+    return REGISTRY.extended(*(importlib.import_module(name).FEATURE for name in names))

@@ -1,10 +1,9 @@
-"""Weekly goals (Monday) and the end-of-week review (Friday).
+"""Weekly goals (Monday by default), and `/plan`: progress across the four categories.
 
     goals:  carry_over* ─► goal ─► refine? ─► category ─► due? ─► outcome ─► obstacle ─► plan ─► confidence ─► another?
              (each unfinished goal        └── SMART feedback; the student sharpens it or keeps it        │
               of earlier weeks: carry,                                                                   └ yes (up to 3) ─► goal
               done or drop)
-    review: status ─► notes ─► (next goal) … ─► reflection ─► end (streak)
 
 WOOP (wish, outcome, obstacle, plan) with an if–then plan: implementation intentions,
 d ≈ 0.65 across 94 tests (Gollwitzer & Sheeran 2006).
@@ -14,11 +13,18 @@ from __future__ import annotations
 
 from datetime import date
 
+from typing import TYPE_CHECKING
+
 from core.domain import records
-from core.engine.flow import END, Choice, Day, Flow, Number, Step, Text, Turn
-from core.render.lexicon import check_goal
-from core.domain.messages import Button
 from core.domain.models import Category, GoalStatus
+from core.domain.settings import Key, Weekday
+from core.domain.store import Tx
+from core.engine.flow import END, Choice, Day, Flow, Number, Step, Text, Turn
+from core.engine.registry import Command, DigestSection, Feature, Trigger
+from core.render.lexicon import check_goal
+
+if TYPE_CHECKING:
+    from core.engine.pipeline import Engine
 
 MAX_GOALS = 3
 MAX_REFINES = 2
@@ -133,7 +139,7 @@ def goal_context(turn: Turn) -> dict:
     return {"goal": turn.answers.get("text"), "n": turn.answers["count"] + 1, "obstacle": turn.answers.get("obstacle")}
 
 
-GOALS = Flow(
+GOALS_FLOW = Flow(
     "goals",
     begin=begin_goals,
     starts=("carry_over", "goal", END),
@@ -168,45 +174,30 @@ GOALS = Flow(
 )
 
 
-# -- end-of-week review -----------------------------------------------------------------------------
+def show_plan(engine: "Engine", turn: Turn, _args: str) -> None:
+    """Progress across the four categories, with this week's goals."""
+    turn.say("goals/plan", progress=records.progress_by_category(turn.tx, turn.person_id),
+             goals=records.of_week(turn.tx, turn.person_id, turn.week_start),
+             profile=records.profile(turn.tx, turn.person_id))
 
 
-def begin_review(turn: Turn) -> str:
-    """Line up this week's goals, one by one."""
-    week_goals = [g for g in records.of_week(turn.tx, turn.person_id, turn.week_start)
-                  if g["status"] == GoalStatus.open]
-    turn.answers["review"] = [{"id": g["id"], "text": g["text"]} for g in week_goals]
-    if not week_goals:
-        turn.say("review/nothing", buttons=(Button("menu.goals", "/goals"),))
-        return END
-    return "status"
+def goals_this_week(tx: Tx, students: list[int], week: date) -> dict[int, list[dict]]:
+    """Each advisee's goals this week, with how sure they feel: what an adviser looks at first."""
+    found: dict[int, list[dict]] = {student: [] for student in students}
+    if students:
+        for row in tx.rows(f"SELECT person_id, text, confidence, status FROM goal WHERE week_start = ? "
+                           f"AND status != ? AND person_id IN ({', '.join('?' * len(students))}) ORDER BY id",
+                           (tx.day(week), GoalStatus.dropped, *students)):
+            found[row.pop("person_id")].append(row)
+    return found
 
 
-def reviewed_goal(turn: Turn) -> dict:
-    return {"goal": turn.answers["review"][0]["text"], "status": turn.answers.get("status")}
-
-
-def store_review(turn: Turn, notes: str) -> None:
-    goal = turn.answers["review"].pop(0)
-    records.insert_review(turn.tx, turn.person_id, goal["id"], turn.answers["status"], notes, turn.now)
-
-
-def store_reflection(turn: Turn, text: str) -> None:
-    records.insert_reflection(turn.tx, turn.person_id, turn.week_start, text, turn.now)
-    turn.say("review/done", streak=records.review_streak(turn.tx, turn.person_id, turn.week_start))
-
-
-REVIEW = Flow(
-    "review",
-    begin=begin_review,
-    starts=("status", END),
-    steps=(
-        Step("status", ask="review/ask_status", context=reviewed_goal,
-             expect=Choice(("done", "partly", "not_yet"), labels={s: f"review.{s}" for s in ("done", "partly",
-                                                                                               "not_yet")}),
-             save="status", then="notes"),
-        Step("notes", ask="review/ask_notes", context=reviewed_goal, expect=Text(), effect=store_review,
-             then=lambda turn: "status" if turn.answers["review"] else "reflection", branches=("status", "reflection")),
-        Step("reflection", ask="review/ask_reflection", expect=Text(), effect=store_reflection),
-    ),
+FEATURE = Feature(
+    "goals",
+    flows=(GOALS_FLOW,),
+    commands=(Command("goals", flow="goals", menu=1), Command("plan", run=show_plan, menu=3, home=True)),
+    triggers=(Trigger("goals", day="goals.day", priority=0, flow="goals", holiday_shift=1),),
+    settings=(Key("goals.day", Weekday(), 0, "the day students are asked for this week's goals (or off)"),),
+    digest=(DigestSection("goals", collect=goals_this_week),),
+    person_tables=("goal",),
 )

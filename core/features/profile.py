@@ -1,30 +1,24 @@
-"""Onboarding, the learner profile and the settings a student can change at any time.
+"""The learner profile, the student's own: `/profile` shows it and lets them change any part;
+`/language` changes the language; a channel's form (Slack's modal) saves it in one go.
 
-    onboarding: consent ─agree─► language ─► timezone ─► strengths ─► needs ─► interests ─► aim ─► checkin_time ─► end
-                       └decline─► end (nothing more is asked or stored)
-    profile:    show ─pick a part─► edit that part ─► show … ─done─► end
+    profile:  show ─pick a part─► edit that part ─► show … ─done─► end
+    language: language ─► end
 """
 
 from __future__ import annotations
 
-from datetime import date
+from typing import TYPE_CHECKING
 
-from core.domain import records
-from core.domain.messages import Button
-from core.engine.flow import END, Choice, Day, Flow, Invalid, Step, Text, TimeOfDay, TimeZone, Turn
-from core.domain.models import PersonStatus
+from core.domain import dates, records
+from core.domain.store import Tx
+from core.engine.flow import END, Choice, Flow, Step, Text, TimeOfDay, TimeZone, Turn
+from core.engine.registry import EVERYONE, Command, Feature, Form
 from core.render.templates import LOCALES
 
+if TYPE_CHECKING:
+    from core.engine.pipeline import Engine
+
 TEXT_FIELDS = ("strengths", "needs", "interests", "aim")
-
-
-def record_consent(turn: Turn, choice: str) -> None:
-    """An agreement is stamped on the person; a refusal stops all messages."""
-    if choice == "agree":
-        records.set_person(turn.tx, turn.person_id, consent_at=turn.now, status=PersonStatus.active)
-    else:
-        records.set_person(turn.tx, turn.person_id, status=PersonStatus.stopped)
-        turn.say("onboarding/declined")
 
 
 def set_language(turn: Turn, locale: str) -> None:
@@ -68,31 +62,6 @@ def checkin_step(then: str) -> Step:
                 effect=save_field("checkin_time"), then=then)
 
 
-def welcome_done(turn: Turn) -> None:
-    """Close onboarding by offering the first weekly goals."""
-    if turn.answers.get("consent") == "agree":
-        turn.say("onboarding/done", name=turn.sender.given_name,
-                 buttons=(Button("menu.goals", "/goals"), Button("menu.later", "/help")))
-
-
-ONBOARDING = Flow(
-    "onboarding",
-    steps=(
-        Step("consent", ask="onboarding/consent", expect=Choice(("agree", "decline")), save="consent",
-             effect=record_consent, then=lambda turn: "language" if turn.answers["consent"] == "agree" else END,
-             branches=("language", END)),
-        language_step(then="timezone"),
-        timezone_step(then="strengths"),
-        text_step("strengths", then="needs"),
-        text_step("needs", then="interests"),
-        text_step("interests", then="aim"),
-        text_step("aim", then="checkin_time"),
-        checkin_step(then=END),
-    ),
-    finish=welcome_done,
-)
-
-
 PROFILE_PARTS = (*TEXT_FIELDS, "checkin_time", "language", "timezone")
 
 
@@ -102,7 +71,7 @@ def show_profile(turn: Turn) -> dict:
             "timezone": turn.sender.timezone or turn.sender.school_timezone}
 
 
-PROFILE = Flow(
+PROFILE_FLOW = Flow(
     "profile",
     steps=(
         Step("show", ask="profile/show", context=show_profile,
@@ -116,16 +85,38 @@ PROFILE = Flow(
     ),
 )
 
-LANGUAGE = Flow("language", steps=(language_step(then=END),), finish=lambda turn: turn.say("profile/language_set"))
+LANGUAGE_FLOW = Flow("language", steps=(language_step(then=END),), finish=lambda turn: turn.say("profile/language_set"))
 
 
-def pause_until(turn: Turn, until: date) -> None:
-    """No nudges until the chosen day; the student can still write at any time."""
-    if until <= turn.today:
-        raise Invalid("errors/day_in_past")
-    records.set_person(turn.tx, turn.person_id, paused_until=until)
-    turn.say("commands/paused", until=until)
 
 
-PAUSE = Flow("pause", steps=(Step("until", ask="commands/ask_pause", expect=Day(quick=("next monday",)),
-                                  effect=pause_until),))
+def form_errors(values: dict) -> dict[str, str]:
+    """What the profile form cannot accept, as field → error template (checked before the form closes)."""
+    checkin = (values.get("checkin_time") or "").strip()
+    return {"checkin_time": "errors/need_time"} if checkin and dates.parse_time(checkin) is None else {}
+
+
+def form_values(tx: Tx, person_id: int) -> dict:
+    """The profile as the form shows it."""
+    return records.profile(tx, person_id)
+
+
+def save_form(engine: "Engine", turn: Turn, values: dict) -> None:
+    """Save the whole form, with an audit row; a blank field clears it."""
+    changes = {field: (value or "").strip() or None for field, value in values.items()}
+    if changes.get("checkin_time"):
+        changes["checkin_time"] = dates.parse_time(changes["checkin_time"]).strftime("%H:%M")
+    records.save_profile(turn.tx, turn.person_id, turn.now, **changes)
+    turn.tx.audit(turn.platform, "profile_saved", turn.person_id, {"fields": sorted(changes)},
+                  turn.now)
+    turn.say("profile/saved", profile=records.profile(turn.tx, turn.person_id))
+
+
+FEATURE = Feature(
+    "profile",
+    flows=(PROFILE_FLOW, LANGUAGE_FLOW),
+    commands=(Command("profile", flow="profile", menu=4), Command("language", flow="language",
+                                                                  roles=EVERYONE)),
+    forms=(Form("profile", values=form_values, errors=form_errors, save=save_form),),
+    person_tables=("learnerprofile",),
+)

@@ -1,43 +1,47 @@
-"""Words the bot listens for, per locale (`prompts/<locale>/lexicon.toml`): SMART hints and safety."""
+"""Words the bot listens for, per locale (each prompt folder's `lexicon.toml`): commands, SMART hints, safety."""
 
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 from typing import Iterable
 
 from core.domain import dates
 
 NUMBER = re.compile(r"\d")
 WORD = re.compile(r"\w+")
+NOTHING = r"(?!)"  # a pattern that never matches
 
 
 def _words(items: list[str]) -> re.Pattern:
-    """One pattern matching any of `items` as whole words, case-insensitively."""
+    """One pattern matching any of `items` as whole words, case-insensitively (none: never)."""
+    if not items:
+        return re.compile(NOTHING)
     return re.compile(r"\b(?:" + "|".join(re.escape(item) for item in items) + r")\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class Lexicon:
-    """One locale's listening words."""
+    """One locale's listening words, gathered from every prompt folder's `lexicon.toml`."""
 
     measurable: re.Pattern
     vague: re.Pattern
     plan_lead_in: re.Pattern
     day_words: re.Pattern
     safety: dict[str, list[str]]
+    commands: dict[str, list[str]]  # command name → the words that also call it ("metas" → goals)
 
     @classmethod
-    def load(cls, path: Path) -> "Lexicon":
-        data = tomllib.loads(path.read_text("utf-8"))
-        lead_in = sorted(data["plan"]["lead_in"], key=len, reverse=True)
-        return cls(measurable=_words(data["smart"]["measurable"]), vague=_words(data["smart"]["vague"]),
-                   plan_lead_in=re.compile(r"^(?:(?:" + "|".join(map(re.escape, lead_in)) + r")\b[\s,]*)+",
-                                           re.IGNORECASE),
-                   day_words=_words(data["dates"]["day_words"]), safety=data["safety"])
+    def load(cls, data: dict) -> "Lexicon":
+        """`data`: the merged tables; a section no folder brings is empty (it matches nothing)."""
+        smart, dates_ = data.get("smart", {}), data.get("dates", {})
+        lead_in = sorted(data.get("plan", {}).get("lead_in", []), key=len, reverse=True)
+        return cls(measurable=_words(smart.get("measurable", [])), vague=_words(smart.get("vague", [])),
+                   plan_lead_in=re.compile(r"^(?:(?:" + "|".join(map(re.escape, lead_in)) + r")\b[\s,]*)+"
+                                           if lead_in else NOTHING, re.IGNORECASE),
+                   day_words=_words(dates_.get("day_words", [])), safety=data.get("safety", {}),
+                   commands=data.get("commands", {}))
 
     def plan_action(self, text: str) -> str:
         """The action of an if–then plan, without the "then I will" the template already says."""

@@ -2,7 +2,7 @@
 
     plan_week ─► nudge rows (planned, or skipped with the reason) for every student, set-based
     sweep     ─► stale past the grace window? skipped · claim due rows · open the flow through
-                 the conversation engine (or queue the check-in) · mark sent
+                 the conversation engine (or queue a plain nudge) · mark sent
               ─► follow-ups: answered since? done · else one follow-up · still silent? a flag
 
 The policy is pure functions of a school's rules, its calendar, the student's time zone and
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from enum import StrEnum
 from functools import cache
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Engine as SQLEngine, Index, UniqueConstraint, text
@@ -28,8 +28,10 @@ from sqlmodel import Field, SQLModel
 
 from core.domain import dates
 from core.domain.messages import Button, Inbound, Outbound
-from core.domain.models import CalendarKind, PersonStatus, utcnow
+from core.domain.models import DEFAULT_LOCALE, DEFAULT_TIMEZONE, CalendarKind, PersonStatus, Role, utcnow
+from core.domain.settings import Clock, Duration, Key, Number
 from core.domain.store import Store, Tx, as_moment
+from core.engine.registry import Registry, Trigger
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.base import BaseScheduler
@@ -43,12 +45,6 @@ EVENING_MARGIN = timedelta(minutes=30)  # a nudge moved out of the night still l
 WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
-class NudgeKind(StrEnum):
-    goals = "goals"
-    checkin = "checkin"
-    review = "review"
-
-
 class NudgeStatus(StrEnum):
     planned = "planned"
     claimed = "claimed"
@@ -57,34 +53,18 @@ class NudgeStatus(StrEnum):
 
 
 
-# Nudges that open a flow, with the command that opens it; the others are a message with buttons.
-FLOW_COMMANDS = {NudgeKind.goals: "/goals", NudgeKind.review: "/review"}
-NUDGE_BUTTONS = (Button("menu.goals", "/goals"), Button("menu.review", "/review"))
-# When a weekly cap leaves room for fewer nudges, the goal prompt and the review come first.
-PRIORITY = (NudgeKind.goals, NudgeKind.review, NudgeKind.checkin)
 NUDGE_PRIORITY = 1  # outbox order: replies to students (0) go out before nudges
 
-# On a holiday the goal prompt moves to the next school day, the review to the one before.
-HOLIDAY_SHIFT = {NudgeKind.goals: 1, NudgeKind.review: -1, NudgeKind.checkin: 0}
-
-
-# -- tables (created by migrations/versions/0002_nudges_calendar.py) --------------------------------
-
-
-class SchoolSchedule(SQLModel, table=True):
-    """A school's schedule settings; a school without a row gets the defaults of `Rules`."""
-
-    school_id: int = Field(foreign_key="school.id", primary_key=True)
-    goals_day: int | None = 0  # 0 = Monday … 6 = Sunday; None turns the nudge off
-    checkin_day: int | None = None
-    review_day: int | None = 4
-    quiet_start: str = "21:00"
-    quiet_end: str = "07:00"
-    class_start: str = "08:00"
-    class_end: str = "15:00"
-    weekly_cap: int = 3
-    followup_hours: int = 24
-    grace_hours: int = 6
+# The policy's own school settings (features add the day of each of their triggers).
+SETTINGS = (
+    Key("quiet_hours.start", Clock(), time(21), "no nudges from this time of the evening…"),
+    Key("quiet_hours.end", Clock(), time(7), "…until this time of the morning"),
+    Key("class_time.start", Clock(), time(8), "no nudges in class time on weekdays, from…"),
+    Key("class_time.end", Clock(), time(15), "…until"),
+    Key("nudges.weekly_cap", Number(0, 21), 3, "at most this many nudges per student a week (follow-ups count)"),
+    Key("nudges.followup_after", Duration(), timedelta(hours=24), "one follow-up this long after a nudge"),
+    Key("nudges.grace", Duration(), timedelta(hours=6), "a nudge missed by longer than this is skipped, not sent late"),
+)
 
 
 class Nudge(SQLModel, table=True):
@@ -131,24 +111,30 @@ class Flag(SQLModel, table=True):
 
 @dataclass(frozen=True)
 class Rules:
-    """A school's schedule settings (a `schoolschedule` row), with its time zone."""
+    """A school's schedule: its triggers in priority order, the weekday of each, and the policy settings."""
 
-    timezone: str = "America/New_York"
-    goals_day: int | None = 0
-    checkin_day: int | None = None
-    review_day: int | None = 4
+    triggers: tuple[Trigger, ...] = ()
+    days: Mapping[str, int | None] = field(default_factory=dict)
+    timezone: str = DEFAULT_TIMEZONE
     quiet_start: time = time(21)
     quiet_end: time = time(7)
     class_start: time = time(8)
     class_end: time = time(15)
     weekly_cap: int = 3
-    followup_hours: int = 24
-    grace_hours: int = 6
+    followup: timedelta = timedelta(hours=24)
+    grace: timedelta = timedelta(hours=6)
+
+    @classmethod
+    def of(cls, triggers: Iterable[Trigger], values: Mapping[str, Any], timezone: str) -> "Rules":
+        """A school's rules from its settings (`values`: every key, defaults included)."""
+        triggers = tuple(triggers)
+        return cls(triggers, {t.kind: values[t.day] for t in triggers}, timezone, values["quiet_hours.start"],
+                   values["quiet_hours.end"], values["class_time.start"], values["class_time.end"],
+                   values["nudges.weekly_cap"], values["nudges.followup_after"], values["nudges.grace"])
 
     def day_of(self, kind: str) -> int | None:
         """The weekday (0 = Monday) the school sends `kind` on, or None when it does not."""
-        return {NudgeKind.goals: self.goals_day, NudgeKind.checkin: self.checkin_day,
-                NudgeKind.review: self.review_day}[kind]
+        return self.days.get(kind)
 
 
 @dataclass(frozen=True)
@@ -295,11 +281,11 @@ def _school_day(calendar: SchoolCalendar, week_start: date, offset: int, shift: 
 def week_slots(rules: Rules, calendar: SchoolCalendar, zone: ZoneInfo, preferred: time, week_start: date) -> list[Slot]:
     """Every nudge of one week for a student in `zone` who prefers `preferred`, with its reasons."""
     slots = []
-    for kind in PRIORITY:
-        offset = rules.day_of(kind)
+    for trigger in rules.triggers:
+        kind, offset = trigger.kind, rules.day_of(trigger.kind)
         if offset is None:
             continue
-        day, day_reason = _school_day(calendar, week_start, offset, HOLIDAY_SHIFT[kind])
+        day, day_reason = _school_day(calendar, week_start, offset, trigger.holiday_shift)
         if day is None:
             fallback = week_start + timedelta(days=offset)
             slots.append(Slot(kind, fallback, preferred, to_utc(zone, fallback, preferred)[0],
@@ -308,7 +294,7 @@ def week_slots(rules: Rules, calendar: SchoolCalendar, zone: ZoneInfo, preferred
         exam = calendar.first(CalendarKind.exam_week, day)
         moment, time_reason = place(rules, day, preferred)
         due_at, dst_reason = to_utc(zone, day, moment)
-        if kind == NudgeKind.checkin and exam:
+        if trigger.quiet_in_exams and exam:
             slots.append(Slot(kind, day, moment, due_at, NudgeStatus.skipped, f"exam week ({exam.title})"))
             continue
         reason = "; ".join(part for part in (day_reason, time_reason, dst_reason) if part) or None
@@ -361,29 +347,17 @@ def next_school_moment(rules: Rules, calendar: SchoolCalendar, zone: ZoneInfo, p
 
 def followup_due(rules: Rules, calendar: SchoolCalendar, zone: ZoneInfo, preferred: time,
                  sent_at: datetime) -> datetime:
-    """When to follow up: the first school day at the student's time, `followup_hours` after the nudge."""
-    return next_school_moment(rules, calendar, zone, preferred, sent_at + timedelta(hours=rules.followup_hours))
+    """When to follow up: the first school day at the student's time, `followup` after the nudge."""
+    return next_school_moment(rules, calendar, zone, preferred, sent_at + rules.followup)
 
 
 # -- reading rules and calendars -------------------------------------------------------------------
 
-RULES_QUERY = ("SELECT s.id, s.timezone, r.school_id IS NOT NULL, r.goals_day, r.checkin_day, r.review_day, "
-               "r.quiet_start, r.quiet_end, r.class_start, r.class_end, r.weekly_cap, r.followup_hours, "
-               "r.grace_hours FROM school s LEFT JOIN schoolschedule r ON r.school_id = s.id")
-
-
-def rules_from_row(row: tuple) -> Rules:
-    """A RULES_QUERY row (without the school id) as Rules: the school's settings, or the defaults."""
-    zone, configured, goals, checkin, review, quiet_start, quiet_end, class_start, class_end, cap, followup, grace = row
-    if not configured:
-        return Rules(zone)
-    return Rules(zone, goals, checkin, review, parse_clock(quiet_start), parse_clock(quiet_end),
-                 parse_clock(class_start), parse_clock(class_end), cap, followup, grace)
-
-
-def load_rules(tx: Tx) -> dict[int, Rules]:
-    """Every school's schedule rules, by school id."""
-    return {row[0]: rules_from_row(row[1:]) for row in tx.all(RULES_QUERY)}
+def load_rules(tx: Tx, registry: Registry) -> dict[int, Rules]:
+    """Every school's schedule rules, from its settings, by school id."""
+    values = registry.settings.load(tx)
+    return {school_id: Rules.of(registry.triggers, values[school_id], zone)
+            for school_id, zone in tx.all("SELECT id, timezone FROM school")}
 
 
 def load_calendars(tx: Tx) -> dict[int, SchoolCalendar]:
@@ -425,7 +399,7 @@ WHERE nudge.status IN ('planned', 'skipped') AND nudge.claimed_at IS NULL
   AND (nudge.due_at <> excluded.due_at OR nudge.status <> excluded.status)"""
 
 
-def plan_week(database: SQLEngine | Store, week_start: date, now: datetime) -> int:
+def plan_week(database: SQLEngine | Store, registry: Registry, week_start: date, now: datetime) -> int:
     """Plan (or re-plan) every student's nudges for the week starting on Monday `week_start`.
 
     Students who share a school, time zone and preferred time share a schedule: it is computed
@@ -437,7 +411,7 @@ def plan_week(database: SQLEngine | Store, week_start: date, now: datetime) -> i
     store = _store(database)
     with store.transaction() as tx:
         tx.begin()
-        rules, calendars = load_rules(tx), load_calendars(tx)
+        rules, calendars = load_rules(tx, registry), load_calendars(tx)
         moment, dropped = ("TIMESTAMPTZ", " ON COMMIT DROP") if tx.postgres else ("TEXT", "")
         tx.execute(f"CREATE TEMPORARY TABLE plan_slot (school_id INTEGER, zone TEXT, preferred TEXT, kind TEXT, "
                    f"local_day DATE, due_at {moment}, expires_at {moment}, status TEXT, reason TEXT){dropped}")
@@ -445,7 +419,7 @@ def plan_week(database: SQLEngine | Store, week_start: date, now: datetime) -> i
         rows = []
         for school_id, zone_name, preferred in tx.all(STUDENT_KEYS, (DEFAULT_CHECKIN_TIME,)):
             school = rules[school_id]
-            grace = timedelta(hours=school.grace_hours)
+            grace = school.grace
             for slot in week_slots(school, calendars.get(school_id, SchoolCalendar()),
                                    zone_of(zone_name, school.timezone), parse_clock(preferred), week_start):
                 rows.append((school_id, zone_name, preferred, slot.kind, tx.day(slot.day), tx.ts(slot.due_at),
@@ -518,7 +492,7 @@ def _due_from_row(tx: Tx, row: tuple) -> Due:
     (nudge_id, person_id, kind, school_id, status, paused_until, consented, zone, school_zone,
      checkin_time, locale, given_name, platform, external_id, chat_id) = row
     return Due(nudge_id, person_id, kind, school_id, status, tx.as_date(paused_until),
-               bool(consented), zone_of(zone, school_zone), parse_clock(checkin_time), locale or "en", given_name,
+               bool(consented), zone_of(zone, school_zone), parse_clock(checkin_time), locale or DEFAULT_LOCALE, given_name,
                platform, external_id, chat_id)
 
 
@@ -532,7 +506,7 @@ def sweep(database: SQLEngine | Store, conversation: "ConversationEngine", now: 
     report = SweepReport()
     report.stale = skip_stale(store, now, worker_id)
     with store.transaction() as tx:
-        rules, calendars = load_rules(tx), load_calendars(tx)
+        rules, calendars = load_rules(tx, conversation.registry), load_calendars(tx)
     for due in load_due(store, claim(store, now, worker_id, limit)):
         report.claimed += 1
         try:
@@ -544,7 +518,7 @@ def sweep(database: SQLEngine | Store, conversation: "ConversationEngine", now: 
             continue
         report.sent += went
         report.skipped += not went
-    follow_up(store, now, limit, rules, calendars, report)
+    follow_up(store, now, limit, rules, calendars, conversation.registry.menu(Role.student), report)
     return report
 
 
@@ -601,10 +575,10 @@ def send(store: Store, conversation: "ConversationEngine", due: Due, rules: Rule
             tx.execute("UPDATE nudge SET status = 'skipped', reason = ? WHERE id = ? AND claimed_by = ? "
                        "AND status = 'claimed'", (reason, due.id, worker_id))
         return False
-    command = FLOW_COMMANDS.get(due.kind)
-    if command:
+    flow = next((trigger.flow for trigger in rules.triggers if trigger.kind == due.kind), None)
+    if flow:
         # Its own transaction in the engine; the event id makes a retry after a crash change nothing.
-        conversation.handle(Inbound(due.platform, f"nudge:{due.id}", due.external_id, due.chat_id, payload=command),
+        conversation.handle(Inbound(due.platform, f"nudge:{due.id}", due.external_id, due.chat_id, opens=flow),
                             priority=NUDGE_PRIORITY)
     # Stamped after the flow opened, so only the student's own answer moves the conversation past it.
     sent_at = conversation.clock()
@@ -614,9 +588,10 @@ def send(store: Store, conversation: "ConversationEngine", due: Due, rules: Rule
             "AND status = 'claimed'",
             (tx.ts(sent_at), tx.ts(followup_due(rules, calendar, due.zone, due.preferred, sent_at)), due.id,
              worker_id)).rowcount
-        if marked and not command:
+        if marked and not flow:
             tx.enqueue(due.person_id, due.platform, due.chat_id, due.locale,
-                       Outbound(f"nudges/{due.kind}", {"name": due.given_name}, NUDGE_BUTTONS), now, priority=NUDGE_PRIORITY)
+                       Outbound(f"{due.kind}/nudge", {"name": due.given_name}, conversation.registry.menu(Role.student)),
+                       now, priority=NUDGE_PRIORITY)
     return bool(marked)
 
 
@@ -668,7 +643,7 @@ class Silence:
 
 
 def follow_up(store: Store, now: datetime, limit: int, rules: dict[int, Rules], calendars: dict[int, SchoolCalendar],
-              report: SweepReport) -> None:
+              buttons: tuple[Button, ...], report: SweepReport) -> None:
     """One follow-up for a student who has not answered, then a flag for the adviser; answered ones are left alone.
 
     A batch is locked, decided, queued and updated in one transaction: exactly once, with any number of workers.
@@ -679,7 +654,7 @@ def follow_up(store: Store, now: datetime, limit: int, rules: dict[int, Rules], 
         rows = tx.all(FOLLOWUP_QUERY.format(limit=int(limit)) + lock, (False, tx.ts(now)))
         for silence in (_silence_from_row(tx, row) for row in rows):
             _settle(tx, silence, now, rules[silence.school_id], calendars.get(silence.school_id, SchoolCalendar()),
-                    report)
+                    buttons, report)
 
 
 def _silence_from_row(tx: Tx, row: tuple) -> Silence:
@@ -688,11 +663,11 @@ def _silence_from_row(tx: Tx, row: tuple) -> Silence:
      zone, school_zone, checkin_time, locale, given_name, platform, chat_id) = row
     return Silence(nudge_id, person_id, kind, tx.as_date(week_start), as_moment(sent_at), as_moment(followed_up_at),
                    as_moment(last_activity), school_id, status, tx.as_date(paused_until), zone_of(zone, school_zone),
-                   parse_clock(checkin_time), locale or "en", given_name, platform, chat_id)
+                   parse_clock(checkin_time), locale or DEFAULT_LOCALE, given_name, platform, chat_id)
 
 
 def _settle(tx: Tx, silence: Silence, now: datetime, rules: Rules, calendar: SchoolCalendar,
-            report: SweepReport) -> None:
+            buttons: tuple[Button, ...], report: SweepReport) -> None:
     """Decide one silent nudge: answered, followed up once (never at night or in class), or flagged."""
     if silence.answered:
         report.answered += 1
@@ -709,9 +684,9 @@ def _settle(tx: Tx, silence: Silence, now: datetime, rules: Rules, calendar: Sch
             return
         tx.enqueue(silence.person_id, silence.platform, silence.chat_id, silence.locale,
                    Outbound("nudges/followup", {"name": silence.given_name, "kind": silence.kind},
-                            NUDGE_BUTTONS), now, priority=NUDGE_PRIORITY)
+                            buttons), now, priority=NUDGE_PRIORITY)
         tx.execute("UPDATE nudge SET followed_up_at = ?, followup_due_at = ? WHERE id = ?",
-                   (tx.ts(now), tx.ts(now + timedelta(hours=rules.followup_hours)), silence.nudge_id))
+                   (tx.ts(now), tx.ts(now + rules.followup), silence.nudge_id))
         report.followed_up += 1
         return
     detail = "no answer to the nudge or its follow-up" if silence.followed_up_at else "no answer (weekly cap reached)"
@@ -772,7 +747,7 @@ def find_students(database: SQLEngine | Store, who: str) -> list[tuple[int, str]
                       (pattern, pattern))
 
 
-def outlook(database: SQLEngine | Store, person_id: int, now: datetime, weeks: int = 2) -> Outlook:
+def outlook(database: SQLEngine | Store, registry: Registry, person_id: int, now: datetime, weeks: int = 2) -> Outlook:
     """This week's and the coming weeks' nudges for one student: planned rows as stored, the rest computed."""
     store = _store(database)
     with store.transaction() as tx:
@@ -782,7 +757,7 @@ def outlook(database: SQLEngine | Store, person_id: int, now: datetime, weeks: i
             "WHERE i.person_id = p.id AND i.unreachable = ?) FROM person p JOIN school s ON s.id = p.school_id "
             "LEFT JOIN learnerprofile lp ON lp.person_id = p.id WHERE p.id = ?", (False, person_id))
         paused_until = tx.as_date(paused_until)
-        rules = load_rules(tx)[school_id]
+        rules = load_rules(tx, registry)[school_id]
         calendar = load_calendars(tx).get(school_id, SchoolCalendar())
         stored = {(row[0], tx.as_date(row[1])): row[2:] for row in tx.all(
             "SELECT kind, week_start, due_at, status, reason FROM nudge WHERE person_id = ?", (person_id,))}
@@ -827,10 +802,10 @@ def total(reports: Iterable[SweepReport]) -> SweepReport:
     return summed
 
 
-def plan_coming_weeks(database: SQLEngine | Store, now: datetime) -> int:
+def plan_coming_weeks(database: SQLEngine | Store, registry: Registry, now: datetime) -> int:
     """Plan this week and next (by UTC: next week covers the zones already in it); returns rows written."""
     this_week = dates.week_start(now.astimezone(timezone.utc).date())
-    return sum(plan_week(database, monday, now) for monday in (this_week, this_week + timedelta(weeks=1)))
+    return sum(plan_week(database, registry, monday, now) for monday in (this_week, this_week + timedelta(weeks=1)))
 
 
 def wake_sweeps(scheduler: "BaseScheduler", database: SQLEngine | Store, conversation: "ConversationEngine",
@@ -843,6 +818,6 @@ def wake_sweeps(scheduler: "BaseScheduler", database: SQLEngine | Store, convers
     scheduler.add_job(lambda: total(sweep_until_idle(database, conversation, conversation.clock(), worker_id)),
                       "interval", seconds=sweep_seconds, id="nudges.sweep", coalesce=True, max_instances=1,
                       replace_existing=True)
-    scheduler.add_job(lambda: plan_coming_weeks(database, conversation.clock()), "interval", minutes=plan_minutes,
+    scheduler.add_job(lambda: plan_coming_weeks(database, conversation.registry, conversation.clock()), "interval", minutes=plan_minutes,
                       id="nudges.plan", coalesce=True, max_instances=1, replace_existing=True,
                       next_run_time=conversation.clock())

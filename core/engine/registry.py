@@ -1,0 +1,195 @@
+"""Features and the registry that gathers them.
+
+A feature is one module (plus its prompt folder, and a migration when it adds tables). It
+declares, as data, everything it brings:
+
+    GOALS = Feature(
+        "goals",
+        flows=(GOALS_FLOW,),
+        commands=(Command("goals", flow="goals", menu=1), Command("plan", run=show_plan, menu=3)),
+        triggers=(Trigger("goals", flow="goals", day="goals.day", priority=0, holiday_shift=1),),
+        settings=(Key("goals.day", Weekday(), 0, "the day students are asked for their weekly goals"),),
+        digest=(DigestSection("goals", collect=goals_this_week),),
+        person_tables=("goal", "goalreview"),
+    )
+
+The engine's command table, the help, the menus, Telegram's command menu, `companion flows`,
+`companion school show`, the scheduler and the property tests all read the registry; nothing
+else names a feature.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from core.domain.messages import Button
+from core.domain.models import Role
+from core.domain.settings import Key, SettingsCatalog
+from core.engine.flow import Flow, Turn
+from core.render.templates import PROMPTS_DIR, Catalog, PromptFolder, engine_folders
+
+if TYPE_CHECKING:
+    from core.domain.store import Tx
+    from core.engine.pipeline import Engine
+
+STUDENTS = frozenset({Role.student})
+ADULTS = frozenset({Role.adviser, Role.counselor, Role.admin})
+EVERYONE = STUDENTS | ADULTS
+
+
+@dataclass(frozen=True)
+class Command:
+    """Something a person may say at any time: `/name`, or a word from a feature's lexicon.
+
+    `flow` starts (or returns to) a flow; `run` answers at once and the open question stands.
+    `menu` places it among the menu's buttons (label `menu.<name>`); its description in the help
+    and Telegram's menu is the label `command.<name>`. `home` marks what a dashboard (Slack's App
+    Home) shows people of these roles.
+    """
+
+    name: str
+    flow: str | None = None
+    run: Callable[["Engine", Turn, str], None] | None = None
+    roles: frozenset[str] = STUDENTS
+    menu: int | None = None
+    listed: bool = True
+    home: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.flow is None) == (self.run is None):
+            raise ValueError(f"command /{self.name} needs exactly one of flow and run")
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """A weekly nudge: the flow it opens on the school's day for it (a setting), in the student's time.
+
+    `priority` orders the nudges when the weekly cap leaves room for fewer (lower first);
+    `holiday_shift` moves it off a holiday to the next school day (1), the one before (-1), or
+    skips it (0); `quiet_in_exams` skips it in an exam week. A trigger without a flow sends the
+    template `<kind>/nudge` with the menu's buttons.
+    """
+
+    kind: str
+    day: str  # the setting key naming the weekday
+    priority: int
+    flow: str | None = None
+    holiday_shift: int = 0
+    quiet_in_exams: bool = False
+
+
+@dataclass(frozen=True)
+class DigestSection:
+    """What a feature tells an adviser about each advisee: `collect` gives {student id: context}."""
+
+    name: str
+    collect: Callable[["Tx", list[int], date], dict[int, Any]]
+
+
+@dataclass(frozen=True)
+class Form:
+    """A form a channel may show (Slack's modal): its current values, its checks, and how it is saved.
+
+    `errors` maps field → error template and runs before the form closes; `save` runs inside the
+    engine's pipeline, like any message, so a form gets the safety check and the stopped check.
+    """
+
+    name: str
+    values: Callable[["Tx", int], dict]
+    errors: Callable[[dict], dict[str, str]]
+    save: Callable[["Engine", Turn, dict], None]
+
+
+@dataclass(frozen=True)
+class Feature:
+    """Everything one feature brings; see the module docstring."""
+
+    name: str
+    flows: tuple[Flow, ...] = ()
+    commands: tuple[Command, ...] = ()
+    triggers: tuple[Trigger, ...] = ()
+    settings: tuple[Key, ...] = ()
+    digest: tuple[DigestSection, ...] = ()
+    forms: tuple[Form, ...] = ()
+    person_tables: tuple[str, ...] = ()  # tables whose person_id rows are this feature's data about a person
+    prompts: Path | None = PROMPTS_DIR  # holds <locale>/<name>/; None for a feature without sentences
+
+
+@dataclass
+class Registry:
+    """The installed features, and every table the engine and the tools read from them."""
+
+    features: tuple[Feature, ...]
+    settings_keys: tuple[Key, ...] = ()  # keys that belong to no feature (the scheduler's)
+    flows: dict[str, Flow] = field(init=False)
+    commands: dict[str, Command] = field(init=False)
+    triggers: tuple[Trigger, ...] = field(init=False)
+    forms: dict[str, Form] = field(init=False)
+    settings: SettingsCatalog = field(init=False)
+
+    def __post_init__(self) -> None:
+        from core.engine.basics import BASICS  # the commands every person has (listed after the features')
+
+        if BASICS not in self.features:
+            self.features = (*self.features, BASICS)
+        self.flows = _unique((flow.name, flow) for f in self.features for flow in f.flows)
+        self.commands = _unique((command.name, command) for f in self.features for command in f.commands)
+        self.forms = _unique((form.name, form) for f in self.features for form in f.forms)
+        self.triggers = tuple(sorted((t for f in self.features for t in f.triggers), key=lambda t: t.priority))
+        _unique((t.kind, t) for t in self.triggers)
+        self.settings = SettingsCatalog([*self.settings_keys, *(key for f in self.features for key in f.settings)])
+        for command in self.commands.values():
+            if command.flow and command.flow not in self.flows:
+                raise ValueError(f"command /{command.name} opens unknown flow {command.flow}")
+        for trigger in self.triggers:
+            if trigger.flow and trigger.flow not in self.flows:
+                raise ValueError(f"trigger {trigger.kind} opens unknown flow {trigger.flow}")
+            self.settings.key(trigger.day)
+
+    def extended(self, *features: Feature) -> "Registry":
+        """This registry with more features (a school's own, or a test's toy feature)."""
+        return Registry((*self.features, *features), self.settings_keys)
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        """The prompts of the engine and of every feature, wherever each feature keeps them (loaded once)."""
+        return Catalog([*engine_folders(), *(PromptFolder(f.name, f.prompts) for f in self.features if f.prompts)])
+
+    def commands_for(self, role: str | None) -> list[Command]:
+        return [command for command in self.commands.values() if (role or Role.student) in command.roles]
+
+    def listed(self, role: str | None) -> list[str]:
+        """The command names the help and Telegram's menu show to `role`, in registration order."""
+        return [command.name for command in self.commands_for(role) if command.listed]
+
+    def menu(self, role: str | None) -> tuple[Button, ...]:
+        """The menu's buttons for `role`, in the order the features asked for."""
+        placed = sorted((c for c in self.commands_for(role) if c.menu is not None), key=lambda c: c.menu)
+        return tuple(Button(f"menu.{command.name}", f"/{command.name}") for command in placed)
+
+    def home(self, role: str | None) -> Command | None:
+        return next((command for command in self.commands_for(role) if command.home), None)
+
+    def flow_command(self, flow: str) -> str | None:
+        """The command that opens `flow`, if any: what a queued flow's button sends."""
+        return next((f"/{c.name}" for c in self.commands.values() if c.flow == flow), None)
+
+    def digest_sections(self) -> list[DigestSection]:
+        return [section for f in self.features for section in f.digest]
+
+    def person_tables(self) -> list[str]:
+        return [table for f in self.features for table in f.person_tables]
+
+
+def _unique(pairs: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """A dict from (name, item) pairs; a name given twice is a configuration error."""
+    found: dict[str, Any] = {}
+    for name, item in pairs:
+        if name in found:
+            raise ValueError(f"{name} is registered by two features")
+        found[name] = item
+    return found
