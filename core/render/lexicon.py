@@ -1,16 +1,17 @@
-"""Words the bot listens for, per locale (each prompt folder's `lexicon.toml`): commands, SMART hints, safety."""
+"""Words the bot listens for, per locale (each prompt folder's `lexicon.toml`): commands, SMART hints, safety.
+
+The safety words are compiled by `core.render.safety.SafetyWatch`; a `Lexicon` only carries its locale's table.
+"""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from datetime import date
-from typing import Iterable
 
 from core.domain import dates
 
 NUMBER = re.compile(r"\d")
-WORD = re.compile(r"\w+")
 NOTHING = r"(?!)"  # a pattern that never matches
 
 
@@ -46,29 +47,6 @@ class Lexicon:
     def plan_action(self, text: str) -> str:
         """The action of an if–then plan, without the "then I will" the template already says."""
         return self.plan_lead_in.sub("", text.strip()).strip() or text.strip()
-
-
-class SafetyWatch:
-    """Crisis, self-harm, abuse and basic-needs words of every locale, checked in every message."""
-
-    def __init__(self, lexicons: Iterable[Lexicon]):
-        words: dict[str, list[str]] = {}
-        for lexicon in lexicons:
-            for category, items in lexicon.safety.items():
-                words.setdefault(category, []).extend(item.casefold() for item in items)
-        self.patterns = {category: _words(items) for category, items in words.items()}
-        every = [item for items in words.values() for item in items]
-        # A cheap pre-check for the usual message that names none of them: one big alternation
-        # regex costs ~10 µs a message, a set lookup and a few substring tests far less.
-        self.single_words = {item for item in every if WORD.fullmatch(item)}
-        self.phrases = [item for item in every if not WORD.fullmatch(item)]
-
-    def concerns(self, text: str) -> list[str]:
-        """The categories `text` touches; err toward escalating."""
-        folded = text.replace("\u2019", "'").casefold()  # phones type a curly apostrophe: "can’t go on"
-        if self.single_words.isdisjoint(WORD.findall(folded)) and not any(p in folded for p in self.phrases):
-            return []
-        return sorted(category for category, pattern in self.patterns.items() if pattern.search(folded))
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ from babel.dates import format_date
 import prompts
 from core.domain.messages import Button, Outbound, Rendered
 from core.domain.models import DEFAULT_LOCALE
-from core.render.lexicon import Lexicon, SafetyWatch
+from core.render.lexicon import Lexicon
+from core.render.safety import SafetyWatch
 
 PROMPTS_DIR = Path(prompts.__file__).parent
 LOCALES = ("en", "es")
@@ -82,7 +83,8 @@ class Catalog:
         self.aliases = {alias.casefold(): name for lexicon in self.lexicons.values()
                         for name, aliases in lexicon.commands.items() for alias in aliases}
         self._envs = {locale: self._environment(locale) for locale in LOCALES}
-        self.safety = SafetyWatch(self.lexicons.values())
+        # The safety check reads every message in every locale's words (prompts/<locale>/safety/lexicon.toml).
+        self.safety = SafetyWatch({locale: lexicon.safety for locale, lexicon in self.lexicons.items()})
 
     def _load_labels(self, locale: str) -> dict[str, jinja2.Template]:
         env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
