@@ -20,12 +20,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from core.domain import records
 from core.domain.db import make_engine, upgrade
-from core.engine.flow import Flow, Step, Text, Turn
+from core.engine.flow import Answers, Flow, Step, Text, Turn, plain_answers
 from core.engine.pipeline import STAGES, Engine
 from core.engine.registry import Command, Feature
 from core.features import REGISTRY
@@ -39,15 +40,22 @@ NOW = datetime(2026, 11, 23, 14, 0, tzinfo=timezone.utc)
 
 def store_goal(turn: Turn, plan: str) -> None:
     """The last answer completes the goal: it is stored with the same commit as the state."""
-    records.insert_goal(turn.tx, turn.person_id, turn.week_start, {**turn.answers, "plan": plan}, turn.now)
-    turn.say("goals/saved", goal=turn.answers["text"], plan=plan, confidence=3, count=1, max=1)
+    records.insert_goal(turn.tx, turn.person_id, turn.week_start, {**plain_answers(turn.answers), "plan": plan},
+                        turn.now)
+    turn.say("goals/saved", goal=turn.answers.text, plan=plan, confidence=3, count=1, max=1)
+
+
+@dataclass
+class Goal(Answers):
+    text: str | None = None
+    obstacle: str | None = None
 
 
 # The peer's three-state conversation, as a flow table of this engine.
-GOAL = Flow("goal", steps=(
+GOAL = Flow("goal", answers=Goal, steps=(
     Step("goal", ask="goals/ask_goal", context=lambda turn: {"n": 1}, expect=Text(), save="text", then="obstacle"),
     Step("obstacle", ask="goals/ask_obstacle", expect=Text(), save="obstacle", then="plan"),
-    Step("plan", ask="goals/ask_plan", context=lambda turn: {"obstacle": turn.answers["obstacle"]}, expect=Text(),
+    Step("plan", ask="goals/ask_plan", context=lambda turn: {"obstacle": turn.answers.obstacle}, expect=Text(),
          effect=store_goal),
 ))
 

@@ -7,23 +7,30 @@ channel is its module plus one line here.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import logging
+from collections import OrderedDict
 from datetime import datetime
-from functools import cache
+from functools import cache, cached_property
 from typing import TYPE_CHECKING, Awaitable, Callable, ClassVar
 
 from aiohttp import web
 
 from core.config import Settings
+from core.delivery.inbox import InboxWorker
 from core.delivery.worker import Limits
-from core.domain.messages import Rendered
+from core.domain.files import FileMissing, FileStore, file_store
+from core.domain.messages import FileRef, Inbound, Rendered, RenderedFile
 
 if TYPE_CHECKING:
     from core.engine.pipeline import Engine
 
 # Every channel, as module:class, imported only when serve needs them (each pulls in its platform's library).
-CHANNELS = ("bot.telegram:TelegramAdapter", "bot.slack:SlackAdapter")
+CHANNELS = ("bot.telegram:TelegramAdapter", "bot.slack:SlackAdapter", "bot.email:EmailChannel")
 Endpoint = Callable[[web.Request], Awaitable[web.StreamResponse]]
+MAX_DOWNLOAD = 20 * 1024 * 1024  # bytes of a file a person sends that are kept (the Bot API's getFile limit)
+log = logging.getLogger(__name__)
 
 
 class StartupError(Exception):
@@ -36,11 +43,50 @@ class Channel:
     platform: ClassVar[str]
     limits: ClassVar[Limits]
     needs: ClassVar[str]  # the settings that turn the channel on, for "nothing is configured"
+    chat: ClassVar[bool] = True  # people write in on it (e-mail only carries alerts out)
 
     def __init__(self, settings: Settings, conversation: Engine, queued: Callable[[], None]):
         self.settings = settings
         self.conversation = conversation
         self.queued = queued  # called after the engine queued replies: wakes delivery
+        self.sent_parts = SentParts()
+
+    @cached_property
+    def inbox(self) -> InboxWorker:
+        """Where every event is stored before the platform is told it arrived; `serve` sets its worker's."""
+        return InboxWorker(self.conversation)
+
+    async def keep(self, inbound: Inbound, bot: str, extra: dict | None = None) -> None:
+        """Store an event in the inbox (one INSERT, nothing slow), before the platform hears it arrived.
+
+        `bot` is the bot or workspace it came through (event ids are per bot); `extra` is what
+        `prepare` fetches when the event is handled. Raises when it could not be stored: the channel
+        then refuses the event (HTTP 500) so the platform sends it again, or waits before confirming it.
+        """
+        await self.inbox.store(inbound, bot, extra)
+
+    async def prepare(self, inbound: Inbound, extra: dict) -> Inbound:
+        """An event taken from the inbox, completed from `extra` before the engine hears of it (a file
+        downloaded, …); raising tries it again later. The inbox worker's `Preparer`."""
+        return inbound
+
+    @cached_property
+    def files(self) -> FileStore:
+        """The file store (COMPANION_FILE_STORE): where downloads go and files to send come from."""
+        return file_store(self.settings.file_store, self.conversation.store.engine)
+
+    async def keep_file(self, data: bytes, name: str, mime: str | None, key: str) -> FileRef:
+        """Store a file a person sent, before the engine hears of it."""
+        return await asyncio.to_thread(self.files.put, data, name, mime, key=key)
+
+    async def read_file(self, part: RenderedFile) -> bytes | None:
+        """The bytes of a file to send, or None when the store has none (the channel sends the fallback)."""
+        try:
+            return await asyncio.to_thread(self.files.read, part.file.key)
+        except FileMissing:
+            log.warning("file %s (%s) is not in the file store: sending its fallback caption", part.file.key,
+                        part.file.name)
+            return None
 
     # -- configuration (before anything starts) ----------------------------------------------------
 
@@ -78,6 +124,37 @@ class Channel:
     async def find_sent(self, chat_id: str, outbox_id: int, since: datetime) -> str | None:
         """The id of a message for `outbox_id` that already arrived, or None; `CannotTell` if unknowable."""
         raise NotImplementedError
+
+
+class SentParts:
+    """The files of each outbox row a platform already took, in this process.
+
+    A row goes out as several calls (its files, then the text). When a later call fails (a 429, a
+    5xx) delivery retries the whole row; the channel then skips what was accepted. A file the
+    platform refused is remembered with the fallback sentence the text then carries. Bounded: the
+    oldest rows are forgotten first.
+    """
+
+    def __init__(self, limit: int = 10_000):
+        self.limit = limit
+        self.rows: OrderedDict[int, dict[str, str | None]] = OrderedDict()
+
+    def of(self, outbox_id: int) -> dict[str, str | None]:
+        """kind → None (sent) or the fallback sentence (refused), for `outbox_id`."""
+        done = self.rows.setdefault(outbox_id, {})
+        self.rows.move_to_end(outbox_id)
+        while len(self.rows) > self.limit:
+            self.rows.popitem(last=False)
+        return done
+
+    def finish(self, outbox_id: int) -> None:
+        """The row went out whole."""
+        self.rows.pop(outbox_id, None)
+
+
+def with_fallbacks(text: str, done: dict[str, str | None]) -> str:
+    """The message's text followed by the sentences of the files that could not be shown."""
+    return "\n\n".join([text, *(fallback for fallback in done.values() if fallback)])
 
 
 @cache

@@ -13,7 +13,8 @@ from core.domain import db
 from core.config import Settings
 from core.engine.pipeline import Engine, utc_now
 from core.features import registry
-from bot.schedule_cli import register as register_schedule_commands
+from bot.privacy_cli import find_one, register as register_privacy_commands
+from bot.schedule_cli import import_school_year, register as register_schedule_commands
 from bot.school_cli import register as register_school_commands
 from core.domain.store import Store
 
@@ -139,14 +140,24 @@ def serve(ctx: click.Context) -> None:
 
 @main.group()
 def roster() -> None:
-    """The school's roster (OneRoster 1.1 CSV)."""
+    """The school's roster (OneRoster 1.1 or 1.2 bulk CSV)."""
 
 
 @roster.command("import")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--readmit", "readmit", multiple=True, metavar="ID",
+              help="Create this forgotten person again (their roster sourcedId); repeatable.")
 @click.pass_context
-def roster_import(ctx: click.Context, directory: Path) -> None:
-    """Import orgs.csv, users.csv, classes.csv and enrollments.csv from DIRECTORY; re-import updates."""
+def roster_import(ctx: click.Context, directory: Path, readmit: tuple[str, ...]) -> None:
+    """Import a OneRoster 1.1 or 1.2 bulk export from DIRECTORY (manifest.csv's oneroster.version decides):
+    orgs.csv, users.csv (1.2: roles.csv, userProfiles.csv), classes.csv and enrollments.csv; re-import updates.
+    An academicSessions.csv there gives the school year's terms and grading periods.
+
+    A person's own role decides what they are here, never an enrollment; who left (absent, tobedeleted,
+    disabled) becomes inactive. A person forgotten earlier (`companion forget`) whose id reappears is
+    reported and not created, unless named with --readmit. A refused export names file, line and column
+    and imports nothing.
+    """
     from core.school.roster import RosterError, import_roster
 
     application = app(ctx.parent)
@@ -154,11 +165,12 @@ def roster_import(ctx: click.Context, directory: Path) -> None:
         settings = application.settings
         report = import_roster(application.engine, directory, settings.advisory_markers,
                                school_timezone=settings.school_timezone, school_locale=settings.default_locale,
-                               counselor_emails=settings.counselors)
+                               counselor_emails=settings.counselors, readmit=readmit)
     except RosterError as error:
         raise click.ClickException(f"{error} — nothing was imported") from error
     for line in report.lines():
         click.echo(line)
+    import_school_year(application, directory)  # academicSessions.csv, when the export has one
 
 
 @main.command()
@@ -166,13 +178,20 @@ def roster_import(ctx: click.Context, directory: Path) -> None:
 @click.option("--bot-username", default=None, help="Telegram bot username, for t.me deep links.")
 @click.option("--role", "roles", multiple=True, default=("student",), show_default=True,
               type=click.Choice(["student", "adviser", "counselor", "admin"]), help="Whose codes; repeatable.")
+@click.option("--reissue", "reissue", default=None, metavar="PERSON",
+              help="A fresh code for one person (sourced id, e-mail or name) that may replace their account; "
+                   "the old account is told it was unlinked, and their other unused codes stop working.")
 @click.pass_context
-def invites(ctx: click.Context, out, bot_username: str | None, roles: tuple[str, ...]) -> None:
+def invites(ctx: click.Context, out, bot_username: str | None, roles: tuple[str, ...], reissue: str | None) -> None:
     """Export single-use, expiring invite codes for everyone of ROLE not yet linked, as CSV."""
-    from core.school.invites import issue_invites, write_invites_csv
+    from core.school.invites import issue_invites, reissue_invite, write_invites_csv
 
     application = app(ctx)
-    rows = issue_invites(application.engine, utc_now(), application.settings.invite_valid_days, roles=roles)
+    if reissue is not None:
+        person_id, _ = find_one(application, reissue)
+        rows = [reissue_invite(application.engine, person_id, utc_now(), application.settings.invite_valid_days)]
+    else:
+        rows = issue_invites(application.engine, utc_now(), application.settings.invite_valid_days, roles=roles)
     write_invites_csv(rows, out, bot_username=bot_username)
 
 
@@ -189,6 +208,7 @@ def flows(ctx: click.Context, fmt: str) -> None:
 
 
 register_schedule_commands(main, app)
+register_privacy_commands(main, app)
 register_school_commands(main, app)
 
 if __name__ == "__main__":

@@ -1,13 +1,21 @@
-"""The terminal as a chat platform: each line typed is a message, each reply is printed."""
+"""The terminal as a chat platform: each line typed is a message, each reply is printed.
+
+A message's image or document is copied from the file store into a folder (by default
+`<temp>/companion-chat/<user>/`) and its path is printed, with its caption.
+"""
 
 from __future__ import annotations
 
+import re
+import tempfile
 import uuid
+from pathlib import Path
 from typing import Callable, Iterable
 
 from core.delivery import outbox
+from core.domain.files import FileMissing, file_store
 from core.engine.pipeline import Engine
-from core.domain.messages import Inbound, Rendered
+from core.domain.messages import Inbound, Rendered, RenderedFile
 
 PLATFORM = "console"
 
@@ -15,11 +23,14 @@ PLATFORM = "console"
 class ConsoleChat:
     """Translates terminal lines into inbound events and prints what the outbox holds for this chat."""
 
-    def __init__(self, engine: Engine, user: str, write: Callable[[str], None] = print):
+    def __init__(self, engine: Engine, user: str, write: Callable[[str], None] = print,
+                 folder: str | Path | None = None):
         self.engine = engine
         self.user = user
         self.write = write
         self.shown_buttons: tuple[tuple[str, str], ...] = ()  # what is on screen, as a keyboard would be
+        self.folder = Path(folder) if folder else Path(tempfile.gettempdir()) / "companion-chat" / safe_name(user)
+        self.files = file_store(engine.settings.file_store, engine.store.engine)
 
     def resume(self) -> None:
         """Show what is waiting, and ask again the question a previous session left open."""
@@ -46,11 +57,24 @@ class ConsoleChat:
             outbox.mark_sent(self.engine.store, row.id, now)
 
     def show(self, message: Rendered) -> None:
+        for _, part in message.files:
+            self.write(self.save(part))
         self.write(message.text)
         if message.buttons:
             self.write("  ".join(f"[{n}] {label}" for n, (label, _) in enumerate(message.buttons, 1)))
         self.write("")
         self.shown_buttons = message.buttons
+
+    def save(self, part: RenderedFile) -> str:
+        """Copy a file of the message into the folder: the line to print (its path and caption, or its fallback)."""
+        try:
+            data = self.files.read(part.file.key)
+        except FileMissing:
+            return part.fallback
+        path = self.folder / f"{part.file.key[:12]}-{safe_name(part.file.name)}"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return f"📎 {path}" + (f"  {part.caption}" if part.caption else "")
 
     def run(self, lines: Iterable[str], prompt: Callable[[], str] | None = None) -> None:
         """Chat until the input ends: interactively with `prompt`, or line by line from a script."""
@@ -63,3 +87,8 @@ class ConsoleChat:
         for line in lines:
             self.send(line)
 
+
+
+def safe_name(name: str) -> str:
+    """A file name that stays inside its folder, whatever a person or platform called the file."""
+    return re.sub(r"[^\w.-]", "_", Path(name).name).lstrip(".") or "file"

@@ -6,10 +6,15 @@ the nudge sweeps.
     POST /telegram/webhook  Telegram updates, when TELEGRAM_WEBHOOK_URL is set (polling otherwise)
     GET  /healthz           200 while the database answers
 
+Every event is stored in the inbox before the platform is told it arrived (core/delivery/inbox.py),
+and the inbox worker hands it to the engine, each person's in order. Log records are cleaned of
+tokens and of people's words, the libraries' included (bot/logs.py). On SQLite a scheduler job
+that meets a locked database tries again within the minute (`retry_when_locked`).
+
 SIGTERM (or Ctrl-C): polling stops and the HTTP listener closes, so no new work is taken; requests
-in hand, Slack listeners already acknowledged, Telegram updates already fetched and sends in
-flight all finish; then the process exits. What was queued but not yet sent stays in the outbox
-for the next start: nothing is lost.
+in hand, the events stored in the inbox (for up to ten seconds) and sends in flight all finish;
+then the process exits. What was stored but not yet handled stays in the inbox, and what was
+queued but not yet sent in the outbox, for the next start: nothing is lost.
 """
 
 from __future__ import annotations
@@ -18,17 +23,22 @@ import asyncio
 import gc
 import logging
 import signal
+import sqlite3
 from datetime import timezone
 from typing import Awaitable, Callable, Sequence
 
 from aiohttp import web
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine as Database
+from sqlalchemy import exc as database_errors
 from sqlalchemy import text
+from tenacity import RetryCallState, retry, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
+from bot import logs
 from bot.channel import Channel, StartupError, channel_classes
 from core.schedule import policy as schedule
 from core.config import Settings
+from core.delivery.inbox import InboxWorker
 from core.delivery.worker import Delivery, worker_name
 from core.engine.pipeline import Engine
 from core.features import registry
@@ -41,9 +51,10 @@ Background = Callable[[asyncio.Event], Awaitable[None]]  # e.g. the scheduler: r
 def problems(settings: Settings) -> list[str]:
     """Everything wrong with the configuration, before anything starts: no channel at all, then each one's."""
     classes = channel_classes()
+    chats = [channel for channel in classes if channel.chat]
     found = []
-    if not any(channel.configured(settings) for channel in classes):
-        needs = [channel.needs for channel in classes]
+    if not any(channel.configured(settings) for channel in chats):
+        needs = [channel.needs for channel in chats]
         found.append(f"set {', or '.join(needs)} ({'or both' if len(needs) == 2 else 'or several'})")
     for channel in classes:
         found.extend(channel.problems(settings))
@@ -52,6 +63,7 @@ def problems(settings: Settings) -> list[str]:
 
 def serve(settings: Settings, engine: Database, *, background: Sequence[Background] = ()) -> None:
     """Run until SIGTERM or SIGINT; raises StartupError for a configuration that cannot work."""
+    logs.install(settings)  # before anything logs: the tokens and people's words never reach a log line
     found = problems(settings)
     if found:
         raise StartupError("; ".join(found))
@@ -78,6 +90,11 @@ class Service:
         self.channels: dict[str, Channel] = {
             channel.platform: channel(settings, self.conversation, self.wake)
             for channel in channel_classes() if channel.configured(settings)}
+        chats = [channel for channel in self.channels.values() if getattr(channel, "chat", True)]
+        self.inbox = InboxWorker(self.conversation, {channel.platform: channel for channel in chats},
+                                 clock=self.conversation.clock, on_handled=self.wake)
+        for channel in chats:
+            channel.inbox = self.inbox
         self.delivery = Delivery(self.conversation.store, self.conversation.catalog, list(self.channels.values()),
                                  clock=self.conversation.clock)
         self.runner: web.AppRunner | None = None
@@ -135,7 +152,8 @@ class Service:
         gc.collect()
         gc.freeze()  # start-up's objects live as long as the process: full collections skip them (~70 ms each)
         log.info("serving on http://%s:%s", self.settings.http_host, self.port)
-        workers = [asyncio.create_task(self.delivery.run(stopping)),
+        workers = [asyncio.create_task(self.inbox.run(stopping)),
+                   asyncio.create_task(self.delivery.run(stopping)),
                    asyncio.create_task(self.wake_nudges(stopping)),
                    *(asyncio.create_task(task(stopping)) for task in self.background)]
         await stopping.wait()
@@ -150,11 +168,58 @@ class Service:
         """APScheduler 3 wakes the nudge sweeps; the database, not the scheduler, knows what is due."""
         scheduler = BackgroundScheduler(timezone=timezone.utc)
         schedule.wake_sweeps(scheduler, self.database, self.conversation, worker_name())
+        self.wake_school_jobs(scheduler)
+        for job in scheduler.get_jobs():
+            job.modify(func=retry_when_locked(job.func))
         scheduler.start()
         await stopping.wait()
         await asyncio.to_thread(scheduler.shutdown, wait=True)  # a sweep in progress finishes its nudge
+
+    def wake_school_jobs(self, scheduler: BackgroundScheduler) -> None:
+        """Safety escalations every minute; calendar feeds hourly (each read a day after its last good read);
+        retention daily. Like the sweeps, each job finds in the database what is due."""
+        from core.schedule.escalation import escalate_due
+        from core.school.calendar import reimport_calendars
+        from core.school.privacy import retention_sweep
+
+        engine, settings, clock = self.conversation, self.settings, self.conversation.clock
+        jobs = {
+            "safety.escalate": (lambda: escalate_due(engine.store, engine.registry, clock(), bool(settings.smtp_url)),
+                                {"seconds": 60}),
+            "calendar.reimport": (lambda: reimport_calendars(self.database, clock()), {"hours": 1}),
+            "privacy.retention": (lambda: retention_sweep(self.database, engine.registry, clock(), settings.file_store),
+                                  {"hours": 24}),
+        }
+        for job_id, (run, every) in jobs.items():
+            scheduler.add_job(run, "interval", id=job_id, coalesce=True, max_instances=1, replace_existing=True,
+                              next_run_time=clock(), **every)
 
     async def _stop_channels(self, channels: list[Channel]) -> None:
         """Let each channel finish its work in hand and close its connections."""
         for channel in channels:
             await channel.stop()
+
+
+def locked(error: BaseException) -> bool:
+    """SQLite's "database is locked" (a writer held it past the busy timeout, or a read turned write
+    too late), raw or wrapped by SQLAlchemy: a moment later the same work goes through."""
+    return (isinstance(error, (sqlite3.OperationalError, database_errors.OperationalError))
+            and "is locked" in str(error))
+
+
+def retry_when_locked(job: Callable, give_up_after: float = 50.0, sleep: Callable[[float], None] | None = None):
+    """`job` tried again when it meets a locked database, 1 s, 2 s, 4 s … apart (with jitter) for up to
+    `give_up_after` seconds, so a sweep or the planning goes through within the minute instead of waiting
+    for its next run (an hour, for the planning). Any other error, or the lock lasting longer, is raised
+    as before (APScheduler logs it). tenacity does the retrying: a maintained library whose policy reads
+    as one line (what to retry, how long to wait with jitter, when to stop), rather than a loop of our own."""
+    def waiting(state: RetryCallState) -> None:  # the error's text may quote a statement's parameters: not logged
+        log.warning("%s met a locked database; trying again in %.1fs", getattr(job, "__name__", "a job"),
+                    state.next_action.sleep if state.next_action else 0.0)
+
+    options = dict(retry=retry_if_exception(locked), wait=wait_exponential_jitter(initial=1, max=15, jitter=1),
+                   stop=stop_after_delay(give_up_after), reraise=True, before_sleep=waiting)
+    if sleep is not None:
+        options["sleep"] = sleep
+    return retry(**options)(job)
+

@@ -4,11 +4,22 @@ Bolt verifies every request's signature and refuses timestamps older than five m
 A student's App Home has an "Edit my profile" button that opens the learner profile as a modal;
 its submission is checked (a check-in time must be a time) before the acknowledgement.
 Every request is acknowledged at once (Slack retries what waits over 3 s, and anything answered
-404) and handled after the acknowledgement; a retried event (`X-Slack-Retry-Num`) reaches the
-engine with the same event id and changes nothing. Bolt authorizes requests with the identity
-auth.test gave at start-up, so no request waits for the Web API. Events the app does not act on
-are acknowledged and dropped; an uninstall or a revoked bot token stops sending. Linking is
-by the roster e-mail Slack vouches for (`users.info`), or by an invite code sent as a message.
+404). A message, a tapped button, `/companion` and a saved profile form are first written to the
+inbox (core/delivery/inbox.py: one INSERT, after bolt checked the signature and before the
+acknowledgement), and handled from there, each person's in the order they arrived: what takes the
+Web API (`users.info` for the e-mail, `conversations.open` for a command's DM, a file's download)
+happens then, so a process killed in that wait loses nothing Slack was told was received. A
+request that cannot be stored is answered 500, and Slack sends it again. A retried event
+(`X-Slack-Retry-Num`) reaches the engine with the same event id and workspace and changes
+nothing. Bolt authorizes requests with the identity auth.test gave at start-up, so no request
+waits for the Web API. Events the app does not act on are acknowledged and dropped; an uninstall
+or a revoked bot token stops sending. Linking is by the roster e-mail Slack vouches for
+(`users.info`, asked only while the account is not linked), or by an invite code sent as a
+message. A file a person shares is downloaded (`url_private_download`, with the bot token: scope
+files:read) into the file store before the engine hears of it, the message's text as its caption;
+if that fails, the message still goes on with Slack's file reference. A message's image and
+document go out by the external upload (`files.getUploadURLExternal`, the upload,
+`files.completeUploadExternal`: scope files:write), before its text.
 """
 
 from __future__ import annotations
@@ -18,22 +29,26 @@ import functools
 import html
 import logging
 import re
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Awaitable, Callable
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.channel import Channel, Endpoint, StartupError
+from bot.channel import MAX_DOWNLOAD, Channel, Endpoint, StartupError, with_fallbacks
 from core.config import Settings
 from core.delivery.worker import Blocked, Limits, RateLimited, Refused, Unavailable
 from core.engine.pipeline import Engine
-from core.domain.messages import Attachment, Inbound, Rendered
+from core.domain.files import platform_key
+from core.domain.messages import Attachment, FormData, Inbound, Rendered, RenderedFile
 from core.render.templates import Catalog
 
 PLATFORM = "slack"
@@ -43,9 +58,11 @@ BLOCKED = {"channel_not_found", "account_inactive", "user_disabled", "user_not_f
            "is_archived", "not_in_channel"}
 TEMPORARY = {"internal_error", "fatal_error", "service_unavailable", "request_timeout", "team_added_to_org"}
 SEARCH_BACK = timedelta(minutes=1)  # how far before a claim the channel history is searched
+DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=60)
 PROFILE_FORM = "profile"  # the engine's form (core/features/profile.py) behind the modal
 PROFILE_MODAL = "profile_modal"  # the App Home button's action id and the modal's callback id
 PROFILE_TEXT_FIELDS = ("strengths", "needs", "interests", "aim")
+FILE_FIELDS = ("id", "name", "title", "mimetype", "size", "url_private", "url_private_download")  # kept to download
 log = logging.getLogger(__name__)
 
 
@@ -71,7 +88,8 @@ class SlackAdapter(Channel):
         self.app = AsyncApp(client=AsyncWebClient(base_url=base_url), authorize=authorize,
                             signing_secret=settings.slack_signing_secret, process_before_response=False)
         self.working: set[asyncio.Task] = set()  # listeners still running after their ack
-        self.app.event("message")(self.tracked(self.on_message))
+        self.app.middleware(self.into_inbox)  # after bolt's own: the signature is checked first
+        self.app.event("message")(self.on_message)
         self.app.event("app_home_opened")(self.tracked(self.on_home))
         self.app.event("app_uninstalled")(self.tracked(self.on_uninstalled))
         self.app.event("tokens_revoked")(self.tracked(self.on_tokens_revoked))
@@ -153,40 +171,111 @@ class SlackAdapter(Channel):
         """POST /slack/events (events, actions and slash commands alike): bolt verifies and acks."""
         return await to_aiohttp_response(await self.app.async_dispatch(await to_bolt_request(request)))
 
-    # -- listeners (each runs after its ack) --------------------------------------------------------
+    # -- requests in: stored before the ack, then the listeners (each runs after its ack) -----------
 
-    async def on_message(self, body: dict, event: dict) -> None:
-        """A direct message (text, files, links) from a person; bots, edits and channels are ignored."""
-        if event.get("channel_type") != "im" or event.get("bot_id") or event.get("subtype") not in (None, "file_share"):
-            return
-        text = event.get("text") or ""
-        await self._handle(Inbound(PLATFORM, body["event_id"], event["user"], event["channel"],
-                                   text=plain(text) or None, attachment=attachment_of(event, text),
-                                   email=await self._email(event["user"])))
+    async def into_inbox(self, body: dict, next: Callable[[], Awaitable]) -> BoltResponse | None:
+        """Bolt middleware: a message, tap, command or form is stored before any listener acknowledges it."""
+        kept = inbound_of(body)
+        if kept is not None:
+            inbound, extra = kept
+            try:
+                await self.keep(inbound, self.team_of(body), extra)
+            except Exception:
+                log.exception("slack %s could not be stored; answered 500 so Slack sends it again", inbound.event_id)
+                return BoltResponse(status=500, body="")
+        return await next()
+
+    def team_of(self, body: dict) -> str:
+        """The workspace a request came from: event ids and trigger ids are de-duplicated per workspace."""
+        team = body.get("team_id") or (body.get("team") or {}).get("id")
+        return team or (self.identity.team_id if self.identity else None) or ""
+
+    async def on_message(self) -> None:
+        """A message: `into_inbox` stored it before the acknowledgement; the inbox worker handles it."""
+
+    async def prepare(self, inbound: Inbound, extra: dict) -> Inbound:
+        """Before the engine hears of an event from the inbox: the DM channel of a command
+        (`conversations.open`), the roster e-mail of an account not linked yet (`users.info`), the
+        shared file copied into the file store. A Web API that does not answer makes it wait and try again."""
+        if extra.get("open_dm"):
+            opened = await self.client.conversations_open(users=inbound.sender)
+            inbound = replace(inbound, chat_id=opened["channel"]["id"])
+        if extra.get("email") and not await asyncio.to_thread(self.linked, inbound.sender):
+            inbound = replace(inbound, email=await self._email(inbound.sender))
+        if extra.get("file"):
+            inbound = replace(inbound, attachment=await self.download(extra["file"], inbound.attachment,
+                                                                      inbound.chat_id))
+        return inbound
+
+    def linked(self, user: str) -> bool:
+        """Whether `user`'s account is linked already: then the engine needs no e-mail."""
+        with self.conversation.store.transaction() as tx:
+            return tx.linked(PLATFORM, user)
+
+    async def download(self, shared: dict, attachment: Attachment | None, channel: str) -> Attachment | None:
+        """The first shared file copied into the file store; a failure is logged and the attachment keeps
+        Slack's reference only, so the person's message is never lost."""
+        if attachment is None or attachment.kind == "link":
+            return attachment
+        url = shared.get("url_private_download") or shared.get("url_private")
+        try:
+            if not url:
+                raise ValueError("the file has no download URL (hidden, or deleted)")
+            if not self.trusts(url):
+                raise ValueError(f"{url} is not a Slack file URL: the bot token is not sent there")
+            if int(shared.get("size") or 0) > MAX_DOWNLOAD:
+                raise ValueError(f"{shared['size']} bytes")
+            data = await self.fetch(url)
+            stored = await self.keep_file(data, shared.get("name") or shared.get("title") or "file",
+                                          shared.get("mimetype"), platform_key(PLATFORM, shared["id"]))
+        except Exception as error:  # Slack, the network or the store: the message goes on without the copy
+            log.warning("could not keep the file %s from %s: %s", shared.get("id"), channel, error,
+                        exc_info=not isinstance(error, (ValueError, aiohttp.ClientError, asyncio.TimeoutError)))
+            return attachment
+        return replace(attachment, file=stored)
+
+    def trusts(self, url: str) -> bool:
+        """Whether the bot token may go to `url`: the Web API's own host, or HTTPS on its domain
+        (files.slack.com for slack.com)."""
+        api = urlsplit(str(self.client.base_url))
+        target = urlsplit(url)
+        if (target.scheme, target.netloc) == (api.scheme, api.netloc):
+            return True
+        host = api.hostname or ""
+        domain = ".".join(host.split(".")[-2:]) if re.search("[a-z]", host) else ""  # no domain for an IP
+        return target.scheme == "https" and bool(domain) and (target.hostname or "").endswith("." + domain)
+
+    async def fetch(self, url: str) -> bytes:
+        """GET a private file with the bot token; at most MAX_DOWNLOAD bytes."""
+        headers = {"Authorization": f"Bearer {self.client.token}"}
+        async with aiohttp.ClientSession(timeout=DOWNLOAD_TIMEOUT) as session:
+            async with session.get(url, headers=headers, allow_redirects=False) as response:
+                if response.status != 200:
+                    raise ValueError(f"HTTP {response.status}")
+                if response.content_type == "text/html":  # Slack's sign-in page: the token lacks files:read
+                    raise ValueError("Slack answered a web page, not the file (is the files:read scope granted?)")
+                data = bytearray()
+                async for chunk in response.content.iter_chunked(64 * 1024):
+                    data += chunk
+                    if len(data) > MAX_DOWNLOAD:
+                        raise ValueError(f"over {MAX_DOWNLOAD} bytes")
+        return bytes(data)
 
     async def on_button(self, ack: AsyncAck, body: dict) -> None:
-        """A tapped button: its value goes to the engine, and the buttons leave the message."""
+        """A tapped button (stored by `into_inbox`, its value goes to the engine): the buttons leave the message."""
         await ack()
-        action = body["actions"][0]
-        channel = body["channel"]["id"]
-        await self._handle(Inbound(PLATFORM, "action:" + body["trigger_id"], body["user"]["id"], channel,
-                                   payload=action.get("value")))
+        channel = (body.get("channel") or {}).get("id")
         message = body.get("message")
-        if message:
+        if message and channel:
             try:
                 await self.client.chat_update(channel=channel, ts=message["ts"], text=message.get("text", ""),
                                               blocks=[b for b in message.get("blocks", []) if b["type"] != "actions"])
             except SlackApiError as error:  # the answer is stored; the old buttons just stay visible
                 log.info("could not remove buttons: %s", error.response.get("error"))
 
-    async def on_command(self, ack: AsyncAck, body: dict) -> None:
-        """`/companion goals` is `/goals` said in the bot's direct messages; `/companion` alone is `/help`."""
+    async def on_command(self, ack: AsyncAck) -> None:
+        """`/companion …`: stored by `into_inbox` (the reply goes to the bot's DM, opened when it is handled)."""
         await ack()
-        user = body["user_id"]
-        opened = await self.client.conversations_open(users=user)
-        command = (body.get("text") or "").strip() or "help"
-        await self._handle(Inbound(PLATFORM, "command:" + body["trigger_id"], user, opened["channel"]["id"],
-                                   text="/" + command.removeprefix("/"), email=await self._email(user)))
 
     async def on_home(self, event: dict) -> None:
         """The App Home tab: the student's week (their plan) and a profile button, or how to link the account."""
@@ -225,10 +314,9 @@ class SlackAdapter(Channel):
             await ack(response_action="errors",
                       errors={field: catalog.text(template, locale, {}) for field, template in errors.items()})
             return
-        await ack()
-        await asyncio.to_thread(self.conversation.submit_form, PLATFORM, body["user"]["id"],
-                                f"view:{view['id']}:{view['hash']}", PROFILE_FORM, values)
-        self.queued()
+        await self.keep(Inbound(PLATFORM, f"view:{view['id']}:{view['hash']}", body["user"]["id"], "",
+                                form=FormData(PROFILE_FORM, values)), self.team_of(body))
+        await ack()  # after it is stored: a failure above answers 500, and Slack lets the student save again
 
     async def on_uninstalled(self, event: dict) -> None:
         """The app was removed from the workspace: its token is dead, so nothing more is sent."""
@@ -260,17 +348,18 @@ class SlackAdapter(Channel):
         """Log a failed listener; the event is acknowledged already, the database holds the state."""
         log.error("slack request failed: %s", body.get("type"), exc_info=error)
 
-    async def _handle(self, inbound: Inbound) -> None:
-        """Run the engine off the event loop (blocking database work), then wake delivery."""
-        await asyncio.to_thread(self.conversation.handle, inbound)
-        self.queued()
-
     async def _email(self, user: str) -> str | None:
-        """The e-mail the workspace holds for `user` (scope users:read.email), for roster linking."""
+        """The e-mail the workspace holds for `user` (scope users:read.email), for roster linking; None when
+        Slack says there is none. A Web API that does not answer raises: the event is tried again later."""
         try:
             return (await self.client.users_info(user=user))["user"]["profile"].get("email")
-        except (SlackApiError, KeyError) as error:
-            log.info("no e-mail for %s: %s", user, error)
+        except SlackApiError as error:
+            if isinstance(translate(error), (RateLimited, Unavailable)):
+                raise
+            log.info("no e-mail for %s: %s", user, error.response.get("error"))
+            return None
+        except KeyError as error:
+            log.info("no e-mail for %s: %s missing", user, error)
             return None
 
     def home_text(self, user: str) -> str:
@@ -283,15 +372,50 @@ class SlackAdapter(Channel):
         """chat.postMessage with the outbox id as metadata; Slack's errors become delivery's."""
         if self.unusable:
             raise Refused(f"not sent: the Slack {self.unusable}")
+        done = self.sent_parts.of(outbox_id) if message.files else {}
         try:
+            files = [(kind, part) for kind, part in message.files if kind not in done]
+            if files:
+                done.update(await self._upload(chat_id, files))
+            text = with_fallbacks(message.text, done)
+            # Last, and alone in carrying the outbox id: find_sent finding it means the whole row arrived.
             response = await self.client.chat_postMessage(
-                channel=chat_id, text=message.text, blocks=blocks(message),
+                channel=chat_id, text=text, blocks=blocks(Rendered(text, message.buttons)),
                 metadata={"event_type": METADATA_TYPE, "event_payload": {"outbox_id": outbox_id}})
         except SlackApiError as error:
             raise translate(error) from error
         except (SlackClientError, aiohttp.ClientError, asyncio.TimeoutError) as error:
             raise Unavailable(f"{type(error).__name__}: {error}") from error
+        self.sent_parts.finish(outbox_id)
         return response["ts"]
+
+    async def _upload(self, chat_id: str, files: list[tuple[str, RenderedFile]]) -> dict[str, str | None]:
+        """The external upload of the files into the chat: for each file `files.getUploadURLExternal` and the
+        upload, then one `files.completeUploadExternal` shares them all. Returns kind → None (shared) or the
+        fallback sentence (gone from the store, or refused by Slack: too large, files:write not granted)."""
+        result: dict[str, str | None] = {}
+        uploads = []
+        for kind, part in files:
+            data = await self.read_file(part)
+            if data is None:
+                result[kind] = part.fallback
+                continue
+            upload = {"content": data, "filename": part.file.name, "title": part.caption or part.file.name}
+            if kind == "image" and part.caption:
+                upload["alt_txt"] = part.caption[:1000]
+            uploads.append((kind, part, upload))
+        if not uploads:
+            return result
+        try:
+            await self.client.files_upload_v2(file_uploads=[upload for _, _, upload in uploads], channel=chat_id)
+        except SlackApiError as error:
+            failure = translate(error)
+            if not isinstance(failure, Refused):
+                raise
+            log.warning("Slack refused the upload to %s (%s); the fallback captions go instead", chat_id,
+                        error.response.get("error"))
+            return result | {kind: part.fallback for kind, part, _ in uploads}
+        return result | {kind: None for kind, _, _ in uploads}
 
     async def find_sent(self, chat_id: str, outbox_id: int, since: datetime) -> str | None:
         """Look for the message in the channel's history by its metadata: Slack can tell."""
@@ -370,16 +494,49 @@ def profile_input(catalog: Catalog, locale: str, field: str, current: str | None
             "label": {"type": "plain_text", "text": catalog.label(f"profile.{field}", locale)}}
 
 
+def inbound_of(body: dict) -> tuple[Inbound, dict | None] | None:
+    """A request the engine acts on (a direct message, a tapped button, `/companion`), translated without
+    asking Slack anything, with what `SlackAdapter.prepare` fetches when it is handled; None for the rest
+    (the App Home, modals, events the app does not act on)."""
+    kind = body.get("type")
+    if kind == "event_callback":
+        event = body.get("event") or {}
+        if (event.get("type") != "message" or event.get("channel_type") != "im" or event.get("bot_id")
+                or event.get("subtype") not in (None, "file_share") or not event.get("user")):
+            return None
+        text = event.get("text") or ""
+        attachment = attachment_of(event, text)
+        extra: dict = {"email": True}
+        shared = next(iter(event.get("files") or ()), None)
+        if shared is not None and attachment is not None and attachment.kind != "link":
+            extra["file"] = {key: shared[key] for key in FILE_FIELDS if shared.get(key) is not None}
+        return Inbound(PLATFORM, body["event_id"], event["user"], event["channel"], text=plain(text) or None,
+                       attachment=attachment), extra
+    if kind == "block_actions":
+        actions = body.get("actions") or []
+        channel = (body.get("channel") or {}).get("id")
+        if not actions or not channel or actions[0].get("action_id") == PROFILE_MODAL:
+            return None
+        return Inbound(PLATFORM, "action:" + body["trigger_id"], body["user"]["id"], channel,
+                       payload=actions[0].get("value")), None
+    if body.get("command") == "/companion":  # `/companion goals` is `/goals` said in the DM; alone, `/help`
+        command = (body.get("text") or "").strip() or "help"
+        return Inbound(PLATFORM, "command:" + body["trigger_id"], body["user_id"], "",
+                       text="/" + command.removeprefix("/")), {"open_dm": True, "email": True}
+    return None
+
+
 def plain(text: str) -> str:
     """Slack's markup taken off: <url|label> becomes label, <url> the url, entities decoded."""
     return html.unescape(LINK.sub(lambda m: m.group(2) or m.group(1), text)).strip()
 
 
 def attachment_of(event: dict, text: str) -> Attachment | None:
-    """The first file shared (an image is a photo), or else the first link in the text."""
+    """The first file shared (an image is a photo) with the message's text as its caption, or else the
+    first link in the text."""
     for shared in event.get("files") or ():
         kind = "photo" if str(shared.get("mimetype", "")).startswith("image/") else "file"
-        return Attachment(kind, shared.get("permalink") or shared["id"], shared.get("title"))
+        return Attachment(kind, shared.get("permalink") or shared["id"], plain(text) or shared.get("title"))
     for match in LINK.finditer(text):
         if match.group(1).startswith(("http://", "https://")):
             return Attachment("link", match.group(1), plain(text))

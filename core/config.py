@@ -22,13 +22,16 @@ class Settings(BaseSettings):
     counselor_emails: str = Field("", alias="COMPANION_COUNSELOR_EMAILS")
     # Modules of a school's own features, comma-separated, each exposing FEATURE (core/features/__init__.py).
     features: str = Field("", alias="COMPANION_FEATURES")
+    # Where files are kept (photos and documents students send, files sent to them): empty for the
+    # database, else a folder every process shares (core/domain/files.py).
+    file_store: str = Field("", alias="COMPANION_FILE_STORE")
     invite_valid_days: int = Field(30, alias="COMPANION_INVITE_VALID_DAYS")
     # Failed invite-code attempts one chat account may make per hour before it must wait.
     invite_attempts_per_hour: int = Field(5, alias="COMPANION_INVITE_ATTEMPTS_PER_HOUR")
 
-    # Shown at once to a student whose message sounds like a crisis (SPEC §2, safety first); when
-    # unset, prompts/<locale>/safety/resources.j2 says it in the student's language.
-    safety_resources: str | None = Field(None, alias="COMPANION_SAFETY_RESOURCES")
+    # Where escalated safety alerts are e-mailed from (smtp://user:password@host:port/?from=…; smtps:// for TLS);
+    # the addresses are the school setting safety.escalation_emails.
+    smtp_url: str | None = Field(None, alias="COMPANION_SMTP_URL")
 
     telegram_bot_token: str | None = Field(None, alias="TELEGRAM_BOT_TOKEN")
     telegram_api_url: str | None = Field(None, alias="TELEGRAM_API_URL")

@@ -3,7 +3,8 @@
 Each fake is a real HTTP server on 127.0.0.1 (port 0), in its own thread, that records every call.
 Both can be told to fail the next calls of a method (429 with retry-after, 500, 403, an error)
 and to enforce the platform's pace (per chat and per bot), answering 429 beyond it. The Slack
-fake can also stall: every call waits until it is let go, as a slow Web API would.
+fake can also stall: every call waits until it is let go, as a slow Web API would. Both serve
+files a test gives them (`add_file`) for download, and keep the files the bot sends (`shared`).
 """
 
 from __future__ import annotations
@@ -198,6 +199,8 @@ async def _params(request: web.Request) -> dict:
         params.update(request.query)
     decoded = {}
     for key, value in params.items():
+        if isinstance(value, web.FileField):  # an uploaded file (multipart): what it is called, and its bytes
+            value = {"filename": value.filename, "content_type": value.content_type, "data": value.file.read()}
         if isinstance(value, str) and value[:1] in "[{":
             try:
                 value = json.loads(value)
@@ -220,14 +223,46 @@ class FakeTelegram(FakeServer):
         self.update_ids = itertools.count(1000)
         self.message_ids = itertools.count(1)
         self.messages: dict[str, list[dict]] = defaultdict(list)  # chat id → messages the bot sent
+        self.files: dict[str, dict] = {}  # file id → {"file_path", "data", "file_unique_id"}, for getFile
+        self.shared: dict[str, list[dict]] = defaultdict(list)  # chat id → photos and documents the bot sent
+        self.file_ids = itertools.count(1)
+        self.offsets: list[int] = []  # the offset of every getUpdates call: an update below one is confirmed
+        self.stalled: dict[str, float] = {}  # method → time.monotonic() before which no call of it is answered
         self._new_update: asyncio.Condition | None = None
 
     def application(self) -> web.Application:
-        """Every method at /bot<token>/<method>, by GET or POST, as the Bot API takes them."""
+        """Every method at /bot<token>/<method>, by GET or POST, as the Bot API takes them; files at
+        /file/bot<token>/<file_path>."""
         self._new_update = asyncio.Condition()
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._dispatch)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._download)
         return app
+
+    def add_file(self, data: bytes, file_path: str = "photos/file_0.jpg") -> dict:
+        """A file a student sent, as the Bot API will serve it; returns its file_id, file_unique_id and size."""
+        n = next(self.file_ids)
+        file = {"file_id": f"AgAC{n:04d}", "file_unique_id": f"AQAD{n:04d}", "file_size": len(data)}
+        with self.lock:
+            self.files[file["file_id"]] = {**file, "file_path": file_path, "data": data}
+        return file
+
+    def photo(self, data: bytes) -> list[dict]:
+        """A message's `photo`: a thumbnail that cannot be downloaded, then the full size (a test's bytes)."""
+        return [{"file_id": "thumbnail", "file_unique_id": "thumb", "width": 90, "height": 90},
+                {**self.add_file(data), "width": 900, "height": 900}]
+
+    async def _download(self, request: web.Request) -> web.Response:
+        """GET /file/bot<token>/<file_path>: the bytes of a file getFile described."""
+        if request.match_info["token"] != self.token:
+            return web.Response(status=401)
+        path = request.match_info["path"]
+        failure = self._record("download", {"file_path": path})
+        if failure is not None:
+            return web.Response(status=failure.status)
+        with self.lock:
+            found = next((file["data"] for file in self.files.values() if file["file_path"] == path), None)
+        return web.Response(status=404) if found is None else web.Response(body=found)
 
     async def _dispatch(self, request: web.Request) -> web.Response:
         """Check the token, record the call, answer it or fail it as told."""
@@ -237,6 +272,8 @@ class FakeTelegram(FakeServer):
         params = await _params(request)
         if method == "getUpdates":  # polling is not a call worth recording
             return _ok(await self._get_updates(params))
+        while time.monotonic() < self.stalled.get(method, 0.0) and not self.closing:
+            await asyncio.sleep(0.01)
         failure = self._record(method, params)
         if method == "sendMessage" and self.delay:
             await asyncio.sleep(self.delay)
@@ -245,7 +282,8 @@ class FakeTelegram(FakeServer):
         if failure is not None:
             return _telegram_error(failure)
         handler = getattr(self, f"_api_{method}", None)
-        return _ok(handler(params) if handler else True)
+        result = handler(params) if handler else True
+        return _telegram_error(result) if isinstance(result, Failure) else _ok(result)
 
     def _api_getMe(self, params: dict) -> dict:
         """The bot's own user."""
@@ -265,6 +303,36 @@ class FakeTelegram(FakeServer):
             self.accepted_at.append(time.monotonic())
         return message
 
+    def _api_getFile(self, params: dict) -> dict | Failure:
+        """A file's path for download, as the Bot API describes it."""
+        with self.lock:
+            file = self.files.get(str(params.get("file_id")))
+        if file is None:
+            return Failure(400, description="Bad Request: invalid file_id")
+        return {key: file[key] for key in ("file_id", "file_unique_id", "file_size", "file_path")}
+
+    def _api_sendPhoto(self, params: dict) -> dict:
+        return self._keep_shared(params, "photo")
+
+    def _api_sendDocument(self, params: dict) -> dict:
+        return self._keep_shared(params, "document")
+
+    def _keep_shared(self, params: dict, kind: str) -> dict:
+        """Keep the photo or document the bot uploaded (name, bytes, caption); answer it as a Message."""
+        chat_id = str(params["chat_id"])
+        upload = params[kind]
+        n = next(self.message_ids)
+        sent = {"file_id": f"sent{n}", "file_unique_id": f"sent{n}"}
+        message = {"message_id": n, "date": int(time.time()), "chat": {"id": int(chat_id), "type": "private"},
+                   kind: [{**sent, "width": 1, "height": 1}] if kind == "photo" else sent}
+        if params.get("caption"):
+            message["caption"] = params["caption"]
+        with self.lock:
+            self.shared[chat_id].append({"kind": kind, "filename": upload["filename"], "data": upload["data"],
+                                         "caption": params.get("caption"), "message_id": n})
+            self.accepted_at.append(time.monotonic())
+        return message
+
     def _api_editMessageReplyMarkup(self, params: dict) -> dict:
         """Replace (or remove) the keyboard of a message sent before."""
         chat_id = str(params["chat_id"])
@@ -277,10 +345,29 @@ class FakeTelegram(FakeServer):
                     return message
         return True
 
+    def stall(self, *methods: str, seconds: float = 30.0) -> None:
+        """Answer no call of `methods` for `seconds` (or until unstall()), as a Bot API that hangs on them."""
+        for method in methods:
+            self.stalled[method] = time.monotonic() + seconds
+
+    def unstall(self) -> None:
+        """Answer the stalled calls that wait, and the next ones, at once."""
+        self.stalled.clear()
+
+    def confirmed(self, update_id: int) -> bool:
+        """Whether a getUpdates call confirmed the update (Telegram then forgets it for good)."""
+        with self.lock:
+            return any(offset > update_id for offset in self.offsets)
+
     async def _get_updates(self, params: dict) -> list[dict]:
-        """Long polling: updates from `offset` on, waiting up to `timeout` seconds for one."""
+        """Long polling: updates from `offset` on, waiting up to `timeout` seconds for one. As Telegram,
+        an update below the offset is confirmed: it is forgotten and never handed out again."""
         offset = int(params.get("offset") or 0)
         timeout = float(params.get("timeout") or 0)
+        with self.lock:
+            self.offsets.append(offset)
+            if offset:
+                self.updates = [update for update in self.updates if update["update_id"] >= offset]
 
         def fresh() -> list[dict]:
             """The updates at or after the offset."""
@@ -365,6 +452,10 @@ class FakeSlack(FakeServer):
         self.emails: dict[str, str] = {}  # user id → e-mail, for users.info
         self.messages: dict[str, list[dict]] = defaultdict(list)  # channel → messages the bot posted
         self.views: list[dict] = []  # modals opened by views.open, with the id and hash Slack gave them
+        self.files: dict[str, dict] = {}  # file id → a file a person shared, with its bytes, for download
+        self.uploads: dict[str, dict] = {}  # file id → a file the bot is uploading (getUploadURLExternal, upload)
+        self.shared: dict[str, list[dict]] = defaultdict(list)  # channel → files the bot shared there
+        self.file_ids = itertools.count(1)
         self.last_ts = 0.0
         self.stalled_until = 0.0  # time.monotonic() before which no call is answered
 
@@ -380,7 +471,66 @@ class FakeSlack(FakeServer):
         """Every method at /api/<method>, by GET or POST, as the Web API takes them."""
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._dispatch)
+        app.router.add_get("/files-pri/{file_id}/{name}", self._download)
+        app.router.add_post("/upload/v1/{file_id}", self._upload)
         return app
+
+    def add_file(self, data: bytes, name: str, mimetype: str) -> dict:
+        """A file a person shared, as a message event carries it (its private URL served by this fake)."""
+        file_id = f"F{next(self.file_ids):04d}"
+        shared = {"id": file_id, "name": name, "title": name, "mimetype": mimetype, "size": len(data),
+                  "url_private": f"{self.url}/files-pri/{file_id}/{name}",
+                  "url_private_download": f"{self.url}/files-pri/{file_id}/{name}",
+                  "permalink": f"https://school.slack.test/files/U1/{file_id}/{name}"}
+        with self.lock:
+            self.files[file_id] = {**shared, "data": data}
+        return shared
+
+    async def _download(self, request: web.Request) -> web.Response:
+        """GET a private file: the bytes, with the bot token only (else Slack's sign-in page)."""
+        file_id = request.match_info["file_id"]
+        failure = self._record("download", {"file_id": file_id,
+                                            "authorization": request.headers.get("Authorization")})
+        if failure is not None:
+            return web.Response(status=failure.status)
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return web.Response(text="<html>Sign in to Slack</html>", content_type="text/html")
+        with self.lock:
+            file = self.files.get(file_id)
+        return web.Response(status=404) if file is None else web.Response(body=file["data"],
+                                                                          content_type=file["mimetype"])
+
+    def _api_files_getUploadURLExternal(self, params: dict) -> dict:
+        """Step one of an upload: a file id and the URL its bytes go to."""
+        file_id = f"F{next(self.file_ids):04d}"
+        with self.lock:
+            self.uploads[file_id] = {"id": file_id, "name": params.get("filename"), "length": int(params["length"])}
+        return {"file_id": file_id, "upload_url": f"{self.url}/upload/v1/{file_id}"}
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        """Step two: the bytes, posted to the upload URL (no token: the URL is the secret)."""
+        file_id = request.match_info["file_id"]
+        data = await request.read()
+        failure = self._record("upload", {"file_id": file_id, "length": len(data)})
+        with self.lock:
+            upload = self.uploads.get(file_id)
+            if failure is None and upload is not None:
+                upload["data"] = data
+        if failure is not None or upload is None:
+            return web.Response(status=failure.status if failure else 404)
+        return web.Response(text=f"OK - {len(data)}")
+
+    def _api_files_completeUploadExternal(self, params: dict) -> dict:
+        """Step three: the uploaded files get their titles and are shared into `channel_id`."""
+        completed = []
+        with self.lock:
+            for item in params["files"]:
+                upload = self.uploads.pop(item["id"])
+                file = {**upload, "title": item.get("title") or upload["name"]}
+                completed.append({"id": file["id"], "name": file["name"], "title": file["title"]})
+                if params.get("channel_id"):
+                    self.shared[str(params["channel_id"])].append(file)
+        return {"files": completed}
 
     async def _dispatch(self, request: web.Request) -> web.Response:
         """Check the bearer token, record the call, answer it (or fail it as told, or 429 beyond the pace)."""

@@ -65,11 +65,12 @@ def test_import_stores_last_days_inclusive_and_reimport_updates_by_uid(engine, n
     assert events["q1-2026@school.test"][0] == "grading_period"
     changed = FIXTURE.read_bytes().replace(b"DTEND;VALUE=DATE:20261128", b"DTEND;VALUE=DATE:20261130")
     again = import_calendar(engine, changed, now)
-    assert (again.added, again.updated) == (0, 5)
+    assert (again.added, again.updated, again.unchanged) == (0, 1, 4)  # issue 11: real changes only
     assert stored(engine)["thanksgiving-2026@school.test"][3] == "2026-11-29"
     assert len(stored(engine)) == 5
-    assert any("Thanksgiving" in line for line in again.lines()) is False  # holidays are counted, not listed
-    assert again.lines()[0].startswith("calendar of Test School: 0 added, 5 updated")
+    # issue 11: the report lists what it understood, closures included
+    assert "  closure 2026-11-26 – 2026-11-29: Thanksgiving Break - No School" in again.lines()
+    assert again.lines()[0].startswith("calendar of Test School: 0 added, 1 updated, 0 removed, 4 unchanged")
 
 
 def test_an_imported_holiday_moves_the_planned_nudge(engine, now):
@@ -88,7 +89,9 @@ def test_an_imported_holiday_moves_the_planned_nudge(engine, now):
     ("UID:x2\r\nSUMMARY:Spring break\r\nDTSTART;VALUE=DATE:20270315\r\nDTEND;VALUE=DATE:20270310",
      "x2 'Spring break': DTEND 2027-03-10 is before DTSTART 2027-03-15"),
     ("UID:x3\r\nSUMMARY:Finals\r\nDTSTART;VALUE=DATE:2027X601", "x3 'Finals': DTSTART is malformed"),
-    ("SUMMARY:Quarter 3\r\nDTSTART;VALUE=DATE:20270101", "(no UID) 'Quarter 3': it has no UID"),
+    # issue 11: an event without a UID is no longer refused (its id is derived; tests/test_calendars.py)
+    ("UID:x4\r\nSUMMARY:Quarter 3\r\nDTSTART;VALUE=DATE:20270101\r\nRRULE:FREQ=SOMETIMES",
+     "x4 'Quarter 3': RRULE is malformed"),
 ])
 def test_a_bad_event_names_itself_and_imports_nothing(engine, now, event, complaint):
     enrol(engine, now)
@@ -131,7 +134,8 @@ def test_the_commands_import_a_calendar_and_show_a_students_schedule(companion, 
     assert shown.exit_code == 0, shown.output
     lines = shown.output.splitlines()
     assert lines[0].startswith("Lucia Test") and "America/New_York, prefers 15:30" in lines[0]
-    assert len(lines) == 5 and all("goals" in line or "review" in line for line in lines[1:])
+    assert len(lines) == 6 and all("goals" in line or "review" in line for line in lines[1:5])
+    assert "checkin" in lines[5] and "none" in lines[5] and "off (checkin.day is off)" in lines[5]  # every trigger
     assert "no reachable chat account" in shown.output  # enrolled, not linked yet
     assert companion("schedule", "show", "nobody").exit_code == 1
     planned = companion("schedule", "plan")

@@ -51,7 +51,7 @@ def outbox(engine) -> list[tuple[str, str | None]]:
 
 
 def test_serve_builds_every_configured_channel_from_one_list(engine, slack, telegram):
-    assert {channel.platform for channel in channel_classes()} == {"telegram", "slack"}
+    assert {channel.platform for channel in channel_classes()} == {"telegram", "slack", "email"}
     assert all(issubclass(channel, Channel) for channel in channel_classes())
     both = Settings(SLACK_BOT_TOKEN=slack.token, SLACK_SIGNING_SECRET="x", SLACK_API_URL=slack.url + "/api",
                     TELEGRAM_BOT_TOKEN=telegram.token, TELEGRAM_API_URL=telegram.url)

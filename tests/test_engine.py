@@ -143,9 +143,10 @@ def test_slack_links_by_roster_email(conversation, engine, now):
         assert db.execute(text("SELECT person_id FROM chatidentity WHERE external_id = 'U1'")).scalar() == person_id
 
 
-@pytest.mark.parametrize("message", ["I want to kill myself", "nobody cares, I can’t go on",
-                                     "no tengo comida en casa", "my dad hits me"])
-def test_crisis_language_alerts_the_adviser_at_once(conversation, engine, now, message):
+# Each message with the help its concern calls for (issue 9: resources fit the category).
+@pytest.mark.parametrize("message, resource", [("I want to kill myself", "988"), ("nobody cares, I can’t go on", "988"),
+                                               ("no tengo comida en casa", "211"), ("my dad hits me", "1-800-422-4453")])
+def test_crisis_language_alerts_the_adviser_at_once(conversation, engine, now, message, resource):
     adviser_id, adviser_code = enrol(engine, now, given_name="Ms Rivera", role="adviser")
     _, code = enrol(engine, now, given_name="Eli", adviser_id=adviser_id)
     adviser = Chat(conversation, "adviser")
@@ -157,7 +158,7 @@ def test_crisis_language_alerts_the_adviser_at_once(conversation, engine, now, m
     play(student, [(code, ["link/welcome", "onboarding/consent"]), ("@agree", ["profile/ask_language"])])
     replies = student.say(message)
     assert [t for t, _, _ in replies] == ["safety/support"]
-    assert "988" in replies[0][1]
+    assert resource in replies[0][1]
     for adult in (adviser, counselor):
         (template, alert, _), = adult.deliver()
         assert template == "safety/alert" and "Eli" in alert and message in alert
@@ -230,16 +231,14 @@ def test_shared_evidence_is_kept_for_the_goal_under_review(conversation, engine,
 
 
 def test_crisis_resources_come_in_the_students_language_unless_the_school_sets_its_own(engine, now):
-    from core.config import Settings
-
     spanish = Chat(Engine(Store(engine), REGISTRY, clock=lambda: now), "ana")
     _, code = enrol(engine, now)
     play(spanish, [(code, ["link/welcome", "onboarding/consent"]), ("@agree", ["profile/ask_language"]),
                    ("@es", ["profile/ask_timezone"])])
     (_, support, _), = spanish.say("ya no quiero vivir")
     assert "marca 2 para español" in support
-    school = Engine(Store(engine), REGISTRY, Settings(COMPANION_SAFETY_RESOURCES="call Ms Lee at 555-0100"), clock=lambda: now)
-    spanish.engine = school
+    with Store(engine).transaction() as tx:  # the school's own resources replace the built-in ones
+        REGISTRY.settings.set(tx, 1, "safety_resources.suicidal_ideation", "call Ms Lee at 555-0100", now)
     (_, support, _), = spanish.say("quiero morir")
     assert "call Ms Lee at 555-0100" in support
 

@@ -30,8 +30,10 @@ def test_every_label_exists_in_every_locale_with_the_same_variables():
 def test_every_step_asks_with_a_template_that_exists():
     known = set(REGISTRY.catalog.template_names("en"))
     for flow in REGISTRY.flows.values():
-        for step in flow.steps:
+        for step in flow.by_name.values():  # every step, those inside a loop too
             assert step.ask in known, (flow.name, step.name)
+        for node in flow.nodes.values():
+            assert getattr(node, "say", None) in (None, *known), (flow.name, node.name)
 
 @settings(max_examples=200, deadline=None)
 @given(words=st.text(min_size=1, max_size=200))

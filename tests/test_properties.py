@@ -64,10 +64,10 @@ def assert_known_state(sender) -> None:
     if sender.flow is None:
         assert sender.state is None
     else:
-        assert sender.state in REGISTRY.flows[sender.flow].by_name
+        assert REGISTRY.flows[sender.flow].knows(sender.state)
     for part in ("below", "aside"):
         for frame in (sender.stack or {}).get(part, []):
-            assert frame["state"] in REGISTRY.flows[frame["flow"]].by_name
+            assert REGISTRY.flows[frame["flow"]].knows(frame["state"])
 
 
 def assert_answer_stored(engine, chat: Chat, before, after, says: str) -> None:

@@ -232,8 +232,8 @@ BAD_FILES = [
      'users.csv line 6, column role: "wizard" is not a OneRoster 1.1 user role'),
     ("invalid-enrollment-role", _set("enrollments.csv", "enr-hr-okafor-t-okafor", "role", "guardian"),
      'enrollments.csv line 7, column role: "guardian" is not a OneRoster 1.1 enrollment role'),
-    ("invalid-email", _set("users.csv", "usr-s-1005", "email", "not-an-email"),
-     'users.csv line 9, column email: "not-an-email" is not an e-mail address'),
+    # An invalid e-mail is no longer refused (issue 12): imported as no e-mail, with a warning
+    # (tests/test_roster_exports.py::test_a_placeholder_email_is_imported_as_none_with_a_warning).
     ("empty-sourced-id", _set("users.csv", "usr-t-okafor", "sourcedId", ""),
      "users.csv line 3, column sourcedId: a value is required"),
     ("duplicate-sourced-id", _set("users.csv", "usr-s-1002", "sourcedId", "usr-s-1001"),
@@ -249,7 +249,9 @@ BAD_FILES = [
      'orgs.csv line 6, column status: "gone" is not a OneRoster status'),
     ("delta-export", lambda directory: write_csv(directory, "manifest.csv", [
         ["propertyName", "value"], ["manifest.version", "1.0"], ["file.users", "delta"]]),
-     'manifest.csv line 3, column value: "delta" exports are not supported; export in "bulk" mode'),
+     # Issue 12: the refusal now says why (a delta lists only changes), not only "export in bulk mode".
+     'manifest.csv line 3, column value: "delta" exports are not supported: file.users is a delta export, '
+     "which lists only what changed since the last export"),
 ]
 
 

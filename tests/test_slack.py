@@ -168,10 +168,10 @@ def audited(engine, action: str) -> int:
                                   {"action": action}).scalar_one()
 
 
-def database(engine) -> tuple[int, int, int]:
+def database(engine) -> tuple[int, int, int, int]:
     with engine.connect() as connection:
         return tuple(connection.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one()
-                     for table in ("inboundevent", "chatidentity", "outbox"))
+                     for table in ("inboundevent", "chatidentity", "outbox", "inbox"))
 
 
 def test_a_student_links_by_email_onboards_and_sets_a_goal(engine, now, fake, quick):
@@ -216,14 +216,18 @@ def test_forged_and_stale_requests_are_refused_and_change_nothing(engine, now, f
             workspace = Workspace(service.port, session)
             assert (await workspace.dm(code, secret="forged-secret"))[0] == 401
             assert (await workspace.dm(code, timestamp=int(time.time()) - 6 * 60))[0] == 401
+            forged_command = urlencode({"command": "/companion", "text": code, "user_id": USER, "team_id": "T1",
+                                        "channel_id": "C1", "trigger_id": "t-forged", "response_url": "https://x.test"})
+            assert await workspace.post(forged_command, "application/x-www-form-urlencoded", secret="forged") == 401
             await asyncio.sleep(0.3)
-            assert database(engine) == (0, 0, 0) and fake.called("chat.postMessage") == []
+            assert database(engine) == (0, 0, 0, 0) and fake.called("chat.postMessage") == []  # not even stored
 
             status, event_id = await workspace.dm(code, event_id="Ev-retried")
             await settled(engine, "slack", event_id)
             before = (database(engine), len(fake.called("chat.postMessage")))
             for retry in (1, 2, 3):  # Slack retries an event it thinks was not acknowledged
                 assert (await workspace.dm(code, event_id="Ev-retried", retry=retry))[0] == 200
+            await until(lambda: database(engine)[3] == 0)  # stored again, then handled as the repeat it is
             await asyncio.sleep(0.3)
             assert (database(engine), len(fake.called("chat.postMessage"))) == before
 

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from bot.serve import Service, StartupError, problems
 from bot.telegram import TelegramAdapter, keyboard
 from core.config import Settings
+from core.delivery.inbox import InboxWorker
 from core.delivery.worker import Limits, Refused, utc_now
 from core.engine.pipeline import Engine
 from core.domain.messages import Outbound
@@ -90,18 +91,17 @@ def test_a_polled_update_that_fails_is_tried_again_not_lost(engine, now, fake, q
     handle = Engine.handle
     outages = iter([RuntimeError("database is away"), RuntimeError("still away")])
 
-    def flaky(self, inbound):
+    def flaky(self, inbound, *args, **kwargs):
         """The first two calls fail as a database outage would; later ones work."""
         for outage in outages:
             raise outage
-        return handle(self, inbound)
+        return handle(self, inbound, *args, **kwargs)
 
     monkeypatch.setattr(Engine, "handle", flaky)
-    monkeypatch.setattr("bot.telegram.POLLING_BACKOFF", (0.05, 0.05, 0.05))
 
     async def scenario() -> None:
         async with serving(Service(telegram_settings(fake), engine)):
-            await step(engine, fake, f"/start {code}")  # Telegram will not send it again: the adapter retries
+            await step(engine, fake, f"/start {code}")  # Telegram will not send it again: the inbox keeps it
 
     asyncio.run(scenario())
     with engine.connect() as connection:
@@ -141,25 +141,25 @@ def test_webhook_checks_the_secret_and_a_redelivered_update_changes_nothing(engi
         assert connection.execute(text("SELECT consent_at FROM person")).scalar_one() is not None
 
 
-def test_a_webhook_update_that_fails_is_answered_500_so_telegram_sends_it_again(engine, now, fake, quick,
-                                                                             monkeypatch):
+def test_a_webhook_update_that_cannot_be_stored_is_answered_500_so_telegram_sends_it_again(engine, now, fake, quick,
+                                                                                        monkeypatch):
     _, code = enrol(engine, now)
     start = fake.text_update(STUDENT, f"/start {code}")
-    handle = Engine.handle
+    put = InboxWorker.put
     outages = iter([RuntimeError("database is away")])
 
-    def flaky(self, inbound):
-        """The first call fails as a database outage would; later ones work."""
+    def flaky(self, *args):
+        """The first INSERT fails as a database outage would; later ones work."""
         for outage in outages:
             raise outage
-        return handle(self, inbound)
+        return put(self, *args)
 
-    monkeypatch.setattr(Engine, "handle", flaky)
+    monkeypatch.setattr(InboxWorker, "put", flaky)
 
     async def scenario() -> None:
         async with serving(Service(webhook_settings(fake), engine)) as service:
             assert await post_update(service.port, start, SECRET) == 500
-            assert count(engine, "inboundevent") == 0
+            assert count(engine, "inboundevent") == count(engine, "inbox") == 0
             assert await post_update(service.port, start, SECRET) == 200  # Telegram's next attempt
             await settled(engine, "telegram", str(start["update_id"]))
 
@@ -225,7 +225,7 @@ def test_a_student_who_blocks_the_bot_is_marked_unreachable_not_retried(engine, 
 
 def test_photos_documents_and_links_become_attachments(engine, fake, quick, monkeypatch):
     seen = []
-    monkeypatch.setattr(Engine, "handle", lambda self, inbound: seen.append(inbound) or [])
+    monkeypatch.setattr(Engine, "handle", lambda self, inbound, *args, **kwargs: seen.append(inbound) or [])
     updates = [fake.text_update(STUDENT, None, caption="my poster", photo=[
                    {"file_id": "small", "file_unique_id": "s", "width": 90, "height": 90},
                    {"file_id": "large", "file_unique_id": "l", "width": 900, "height": 900}]),

@@ -25,6 +25,12 @@ moment, and never a lost message. The error column says "resent after crash" for
 A row waits for its turn in the pace before it is marked 'sending', so the window holds only
 the messages actually on the wire. Orphans are settled at once by the next process on the same
 host (the claimant's pid is gone), or after `claim_timeout` by a process elsewhere.
+
+A row with an image or a document takes several calls (each file, then the text with its
+buttons, which is the message `find_sent` looks for). A channel remembers, per process, the parts
+of a row already accepted, so a row retried after a 429 or a 5xx halfway sends only the rest;
+a crash in the middle, or a retry picked up by another process, may send a file of that row once
+more, never lose one.
 """
 
 from __future__ import annotations
@@ -368,13 +374,13 @@ class Delivery:
                 f"UPDATE outbox SET claimed_by = ?, claimed_at = ? WHERE id IN (SELECT id FROM outbox "
                 f"WHERE id IN ({marks}) AND status = 'pending' AND "
                 f"(claimed_by IS NULL OR claimed_by = ? OR claimed_at < ?){lock}) "
-                "RETURNING id, person_id, platform, chat_id, template, locale, context, buttons, priority",
+                "RETURNING id, person_id, platform, chat_id, template, locale, context, buttons, priority, parts",
                 [self.worker, tx.ts(now), *heads, self.worker, tx.ts(now - self.lease)])
             rows.sort(key=lambda row: (row[8], row[0]))
             leased = []
             for row in rows:
                 try:
-                    leased.append((row[8], Pending(row[0], row[1], row[2], row[3], render(self.catalog, *row[4:8]))))
+                    leased.append((row[8], Pending(row[0], row[1], row[2], row[3], render(self.catalog, *row[4:8], row[9]))))
                 except Exception as error:  # a broken template fails its row, not the worker
                     log.exception("outbox row %s cannot be rendered", row[0])
                     tx.execute("UPDATE outbox SET status = 'failed', error = ? WHERE id = ?",

@@ -21,12 +21,29 @@ def advisees(tx: Tx, adviser_id: int) -> list[dict]:
         "ORDER BY p.family_name, p.given_name, p.id", (adviser_id,)))
 
 
-def alert_recipients(tx: Tx, student_id: int) -> list[tuple[int, str, str, str | None]]:
-    """The chat accounts of a student's advisers and their school's counselors: (person, platform, chat, locale)."""
+def alert_recipients(tx: Tx, student_id: int) -> list[tuple[int, str, str, str | None, str]]:
+    """The reachable chat accounts of a student's advisers and their school's counselors:
+    (person, platform, chat, locale, role)."""
+    return tx.all(
+        "SELECT DISTINCT p.id, i.platform, i.chat_id, COALESCE(p.locale, s.locale), p.role FROM person p "
+        "JOIN chatidentity i ON i.person_id = p.id AND i.unreachable = ? LEFT JOIN school s ON s.id = p.school_id "
+        "WHERE p.status = 'active' AND (p.id IN (SELECT a.person_id FROM advisorymember a JOIN advisorymember m "
+        "ON m.group_id = a.group_id WHERE m.person_id = ? AND a.role = 'adviser') "
+        "OR (p.role = 'counselor' AND p.school_id = (SELECT school_id FROM person WHERE id = ?)))",
+        (False, student_id, student_id))
+
+
+def escalation_contacts(tx: Tx, school_id: int | None) -> list[tuple[int, str, str, str | None]]:
+    """The chat accounts of a school's administrators, who get an alert nobody answered."""
     return tx.all(
         "SELECT DISTINCT p.id, i.platform, i.chat_id, COALESCE(p.locale, s.locale) FROM person p "
-        "JOIN chatidentity i ON i.person_id = p.id LEFT JOIN school s ON s.id = p.school_id "
-        "WHERE p.id IN (SELECT a.person_id FROM advisorymember a JOIN advisorymember m "
-        "ON m.group_id = a.group_id WHERE m.person_id = ? AND a.role = 'adviser') "
-        "OR (p.role = 'counselor' AND p.school_id = (SELECT school_id FROM person WHERE id = ?))",
-        (student_id, student_id))
+        "JOIN chatidentity i ON i.person_id = p.id AND i.unreachable = ? LEFT JOIN school s ON s.id = p.school_id "
+        "WHERE p.role = 'admin' AND p.status = 'active' AND p.school_id = ?", (False, school_id))
+
+
+def may_act_on_alert(tx: Tx, adult_id: int, alert_id: int) -> bool:
+    """An alert's student is one of this adult's advisees, or of their school (a counselor or administrator)."""
+    return tx.one(
+        "SELECT 1 FROM safetyalert a JOIN person s ON s.id = a.person_id JOIN person adult ON adult.id = ? "
+        f"WHERE a.id = ? AND (a.person_id IN ({ADVISEES}) OR (adult.role IN ('counselor', 'admin') "
+        "AND adult.school_id = s.school_id))", (adult_id, alert_id, adult_id)) is not None

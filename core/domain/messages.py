@@ -35,10 +35,34 @@ class FormData:
 
 
 @dataclass(frozen=True, slots=True)
+class FileRef:
+    """A file in the file store (core/domain/files.py): its key there, and what it is."""
+
+    key: str
+    name: str
+    mime: str
+    size: int
+
+    def as_json(self) -> dict:
+        return {"key": self.key, "name": self.name, "mime": self.mime, "size": self.size}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "FileRef":
+        return cls(data["key"], data["name"], data["mime"], int(data["size"]))
+
+
+@dataclass(frozen=True, slots=True)
 class Attachment:
+    """Evidence a person sent: a link, or a photo or file with its caption.
+
+    `file` is the copy the adapter downloaded into the file store before handing the event over;
+    it is None for a link, or when the download failed (the platform's `ref` is all there is).
+    """
+
     kind: str  # link, photo, file
     ref: str  # URL or the platform's file id
     caption: str | None = None
+    file: FileRef | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,17 +75,59 @@ class Button:
 
 
 @dataclass(frozen=True, slots=True)
+class FilePart:
+    """An image or a document sent with a message: a stored file, and the template of its own caption.
+
+    With no caption template the file has no caption of its own: the message's text goes with it.
+    """
+
+    file: FileRef
+    caption: str | None = None  # a template, rendered with the message's context
+
+
+@dataclass(frozen=True, slots=True)
 class Outbound:
-    """A message to send: a template, its variables, and the buttons under it."""
+    """A message to send: a template, its variables, the buttons under it, and an image or a document."""
 
     template: str
     context: dict = field(default_factory=dict)
     buttons: tuple[Button, ...] = ()
+    image: FilePart | None = None
+    document: FilePart | None = None
+
+    def parts(self) -> dict:
+        """The image and document parts as the outbox stores them (JSON), or {} when there are none."""
+        return {kind: {"file": part.file.as_json(), "caption": part.caption}
+                for kind, part in (("image", self.image), ("document", self.document)) if part is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedFile:
+    """A file part in the student's language: the stored file, its caption, and what to say instead.
+
+    `fallback` is the sentence a channel sends when it cannot show the file (the file is gone
+    from the store, the platform refuses it): its name and caption.
+    """
+
+    file: FileRef
+    caption: str | None = None
+    fallback: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Rendered:
-    """An outbound message in the student's language, ready for any adapter to display."""
+    """An outbound message in the student's language, ready for any adapter to display.
+
+    A channel sends the files first (image, then document), then the text with the buttons.
+    """
 
     text: str
     buttons: tuple[tuple[str, str], ...] = ()  # (label, payload)
+    image: RenderedFile | None = None
+    document: RenderedFile | None = None
+
+    @property
+    def files(self) -> tuple[tuple[str, RenderedFile], ...]:
+        """("image" | "document", the file), in the order they are sent."""
+        return tuple((kind, part) for kind, part in (("image", self.image), ("document", self.document))
+                     if part is not None)

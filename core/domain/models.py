@@ -57,8 +57,9 @@ class GoalStatus(StrEnum):
 class CalendarKind(StrEnum):
     term = "term"
     grading_period = "grading_period"
-    holiday = "holiday"
+    holiday = "holiday"  # a closure: no school for students
     exam_week = "exam_week"
+    early_dismissal = "early_dismissal"  # a school day that ends early (shown, never a day off)
 
 
 class School(SQLModel, table=True):
@@ -84,6 +85,9 @@ class Person(SQLModel, table=True):
     paused_until: date | None = None
     consent_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
+    # The day the roster import saw them leave (absent from a full import, tobedeleted, or disabled):
+    # the retention clock (`retention_days`) starts here; None while they are on the roster.
+    left_on: date | None = None
 
 
 class ChatIdentity(SQLModel, table=True):
@@ -112,6 +116,40 @@ class AdvisoryMember(SQLModel, table=True):
     group_id: int = Field(foreign_key="advisorygroup.id", primary_key=True)
     person_id: int = Field(foreign_key="person.id", primary_key=True)
     role: str  # student or adviser
+
+
+class PersonSchool(SQLModel, table=True):
+    """A school a person covers besides `person.school_id` (core/school/roster.py): district staff cover
+    every school below their district, and someone the roster places at several schools covers each."""
+
+    person_id: int = Field(foreign_key="person.id", primary_key=True)
+    school_id: int = Field(foreign_key="school.id", primary_key=True)
+
+
+class RosterClass(SQLModel, table=True):
+    """Every class of the roster: advisory groups (each also an AdvisoryGroup) and subject classes, whose
+    enrollments are a student's subjects (title and `subjects`, as the SIS exports them)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    sourced_id: str = Field(unique=True)
+    school_id: int | None = Field(default=None, foreign_key="school.id")
+    title: str
+    class_type: str = ""  # OneRoster's classType: homeroom, scheduled, or a profile's own (ext:…)
+    class_code: str | None = None
+    subjects: str | None = None  # comma-separated, as exported
+    grades: str | None = None  # comma-separated, as exported
+    advisory: bool = False  # the school's advisory markers name its type or title
+
+
+class Enrollment(SQLModel, table=True):
+    """A person in a class of the roster, in the role the enrollment names (OneRoster's: student, teacher,
+    aide, administrator, proctor). What the person is here is their own role (`person.role`), never this."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    sourced_id: str = Field(unique=True)
+    class_id: int = Field(foreign_key="rosterclass.id", index=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    role: str
 
 
 class LearnerProfile(SQLModel, table=True):
@@ -184,10 +222,42 @@ class Conversation(SQLModel, table=True):
 
 
 class InboundEvent(SQLModel, table=True):
-    """Platform event ids already handled: a retried event changes nothing."""
+    """Platform event ids already handled, per bot or workspace: a retried event changes nothing.
+
+    `bot` is the Telegram bot's id (from its token) or the Slack workspace's id, "" for the console:
+    update ids are a bot's own, so an id another bot token (or the same bot, months ago) used is new.
+    """
 
     platform: str = Field(primary_key=True)
+    bot: str = Field(default="", primary_key=True, sa_column_kwargs={"server_default": ""})
     event_id: str = Field(primary_key=True)
+    received_at: datetime = Field(default_factory=utcnow)
+
+
+class Inbox(SQLModel, table=True):
+    """An event a platform sent, stored before the platform is told it arrived, until it is handled.
+
+    `payload` is the translated `Inbound` (JSON: the person's words, their button, their form);
+    `extra` what the channel still fetches before the engine hears of it (a file to download, the
+    DM channel to open, the e-mail to look up). The row is deleted once the engine has handled the
+    event; a row that keeps failing stays as 'failed'. `sender` is the platform's user id: each
+    sender's events are handled one at a time, in `id` order.
+    """
+
+    __table_args__ = (UniqueConstraint("platform", "bot", "event_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str
+    bot: str = ""
+    event_id: str
+    sender: str
+    payload: str  # JSON: the Inbound
+    extra: str | None = None  # JSON: what the channel fetches before handling
+    status: str = "pending"  # pending, failed
+    attempts: int = 0
+    not_before: datetime | None = None
+    claimed_by: str | None = None
+    claimed_at: datetime | None = None
+    error: str | None = None  # the kind of the last failure (an exception's type: never the words)
     received_at: datetime = Field(default_factory=utcnow)
 
 
@@ -202,6 +272,7 @@ class Outbox(SQLModel, table=True):
     locale: str
     context: str = "{}"  # JSON
     buttons: str = "[]"  # JSON list of [label key, payload]
+    parts: str | None = None  # JSON: {"image" | "document": {"file": a file reference, "caption": a template}}
     priority: int = 0  # 0: a reply to the student, 1: a nudge or broadcast
     status: str = Field(default="pending", index=True)
     attempts: int = 0
@@ -221,6 +292,9 @@ class InviteCode(SQLModel, table=True):
     expires_at: datetime
     used_at: datetime | None = None
     used_by: int | None = Field(default=None, foreign_key="chatidentity.id")
+    # Issued by an adult (`companion invites --reissue`): it may replace the person's account on the
+    # platform where it is redeemed, whose old account is unlinked and told so.
+    reissued: bool = False
 
 
 class AuditLog(SQLModel, table=True):
@@ -241,6 +315,19 @@ class Artifact(SQLModel, table=True):
     kind: str  # link, photo, file
     ref: str  # URL or platform file id
     caption: str | None = None
+    file_key: str | None = None  # the copy in the file store (core/domain/files.py), for a photo or file
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class StoredFile(SQLModel, table=True):
+    """A file in the database kind of the file store (core/domain/files.py): what a student sent, or a school."""
+
+    key: str = Field(primary_key=True)
+    person_id: int | None = Field(default=None, foreign_key="person.id", index=True)  # whose evidence it is
+    name: str
+    mime: str
+    size: int
+    data: bytes
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -255,24 +342,101 @@ class HelpRequest(SQLModel, table=True):
 
 
 class SafetyAlert(SQLModel, table=True):
-    """Crisis, self-harm, abuse or basic-needs language: logged, and the adviser alerted."""
+    """Words of a student that may mean they are in danger: one alert per message, until an adult acts.
+
+    Open until someone records what was done (`closed_at`); unacknowledged, it goes to the
+    school's escalation contacts at `escalate_at`, again each window (`escalations` counts them).
+    """
 
     id: int | None = Field(default=None, primary_key=True)
     person_id: int = Field(foreign_key="person.id", index=True)
-    category: str
+    category: str  # the concerns, comma-separated (suicidal_ideation, abuse_neglect, …)
     text: str
     created_at: datetime = Field(default_factory=utcnow)
+    escalate_at: datetime | None = Field(default=None, index=True)  # None once someone said "I'm on it"
+    escalations: int = 0
+    acknowledged_at: datetime | None = None
+    acknowledged_by: int | None = Field(default=None, foreign_key="person.id")
+    closed_at: datetime | None = None
+
+
+class AdultAction(SQLModel, table=True):
+    """What an adult did about something: who, when, what, a note, on what (an alert, a help request…).
+
+    `actor_id` is None for what the system did on the adults' behalf (an escalation sent).
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    actor_id: int | None = Field(default=None, foreign_key="person.id")
+    student_id: int | None = Field(default=None, foreign_key="person.id", index=True)
+    subject: str  # the table of what it is about: safetyalert, helprequest, flag
+    subject_id: int | None = None
+    action: str  # on_it, resolved, escalated, followed_up, …
+    note: str | None = None
+    at: datetime = Field(default_factory=utcnow)
+
+
+class DeleteRequest(SQLModel, table=True):
+    """A student asked in chat (/delete) for their data to be deleted; `companion forget` carries it out."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    platform: str
+    requested_at: datetime = Field(default_factory=utcnow)
+
+
+class Tombstone(SQLModel, table=True):
+    """A forgotten person: a hash of their roster id, so a re-import does not bring them back unasked."""
+
+    key: str = Field(primary_key=True)  # core.school.privacy.tombstone_key(sourced_id)
+    forgotten_at: datetime = Field(default_factory=utcnow)
+
+
+class JobRun(SQLModel, table=True):
+    """The last run of each background job (the retention sweep, …), for `companion status`."""
+
+    name: str = Field(primary_key=True)
+    started_at: datetime
+    finished_at: datetime | None = None
+    ok: bool = True
+    detail: str = "{}"  # JSON: counts, never personal data
 
 
 class CalendarEvent(SQLModel, table=True):
-    """A term, grading period, holiday or exam week from the school's iCalendar file."""
+    """A term, grading period, closure, exam week or early dismissal of a school (core/school/calendar.py).
 
-    __table_args__ = (UniqueConstraint("school_id", "uid"),)
+    `source` says where it came from: "roster" (the roster's academicSessions.csv), a calendar
+    file's name, or a calendar's URL; each import replaces the rows of its own source only. Terms
+    and grading periods from the roster win over a calendar's. "" marks rows from before sources
+    were kept: the next calendar import takes them over.
+    """
+
+    __table_args__ = (UniqueConstraint("school_id", "source", "uid"),)
     id: int | None = Field(default=None, primary_key=True)
     school_id: int = Field(foreign_key="school.id")
-    uid: str
+    source: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    uid: str  # the event's UID (derived when it has none; "UID#YYYYMMDD" for one day of a repeating event)
     kind: str
     title: str
     starts_on: date
     ends_on: date  # the last day (inclusive); a grading period's end triggers report-card reflection
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class CalendarFeed(SQLModel, table=True):
+    """A calendar published at a URL (`companion calendar import URL`), re-imported daily by `serve`.
+
+    A failed fetch or a file that cannot be read keeps the last good calendar: `last_error` says why.
+    """
+
+    __table_args__ = (UniqueConstraint("school_id", "url"),)
+    id: int | None = Field(default=None, primary_key=True)
+    school_id: int = Field(foreign_key="school.id")
+    url: str
+    holidays: bool = False  # a holiday list: every all-day event is a closure
+    next_fetch_at: datetime = Field(index=True)
+    last_ok_at: datetime | None = None
+    last_error: str | None = None
+    etag: str | None = None  # the server's, for a conditional GET
+    last_modified: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)

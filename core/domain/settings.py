@@ -253,6 +253,14 @@ class SettingsCatalog:
                 changed.setdefault(school_id, {})[name] = key.kind.load(json.loads(stored))
         return {school_id: Values(self.keys, values) for school_id, values in changed.items()}
 
+    def for_school(self, tx, school_id: int | None) -> Values:
+        """One school's values (the defaults for a person in no school)."""
+        changed = {}
+        for name, stored in tx.all("SELECT key, value FROM schoolsetting WHERE school_id = ?", (school_id,)):
+            if name in self.keys:
+                changed[name] = self.keys[name].kind.load(json.loads(stored))
+        return Values(self.keys, changed)
+
     def set(self, tx, school_id: int, name: str, text: str, now: datetime) -> Any:
         """Check `text` against the key's type and store it for the school; returns the value."""
         key = self.key(name)

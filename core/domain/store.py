@@ -9,13 +9,13 @@ PostgreSQL alike; the tables are the ones `core/models.py` describes and the mig
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime, timezone
 from typing import Any, Iterator
 
 from sqlalchemy import Engine
 
-from core.domain.messages import Outbound
+from core.domain.messages import Attachment, FileRef, FormData, Inbound, Outbound
 
 
 @dataclass(slots=True)
@@ -25,6 +25,7 @@ class Sender:
     identity_id: int
     person_id: int | None
     chat_id: str
+    platform: str | None = None
     role: str | None = None
     given_name: str | None = None
     locale: str | None = None
@@ -41,13 +42,13 @@ class Sender:
 
 
 SENDER_QUERY = """
-SELECT i.id, i.person_id, i.chat_id, p.role, p.given_name, p.locale, p.timezone,
+SELECT i.id, i.person_id, i.chat_id, i.platform, p.role, p.given_name, p.locale, p.timezone,
        s.locale, s.timezone, p.status, p.consent_at IS NOT NULL, c.flow, c.state, c.answers, c.stack, c.version
 FROM chatidentity i
 LEFT JOIN person p ON p.id = i.person_id
 LEFT JOIN school s ON s.id = p.school_id
 LEFT JOIN conversation c ON c.person_id = i.person_id
-WHERE i.platform = ? AND i.external_id = ?"""
+WHERE """
 
 
 class Store:
@@ -82,6 +83,7 @@ class Tx:
         self.cursor = self.connection.cursor()
         self._last_moment: datetime | None = None
         self._last_stamp = ""
+        self.bot = ""  # the bot or workspace of the event being handled: its event ids are its own
 
     def __enter__(self) -> "Tx":
         return self
@@ -96,10 +98,14 @@ class Tx:
             self.cursor.close()
             self.connection.close()
 
-    def begin(self) -> None:
-        """Open the transaction now (SQLite would otherwise let the first savepoint be the transaction)."""
+    def begin(self, immediate: bool = False) -> None:
+        """Open the transaction now (SQLite would otherwise let the first savepoint be the transaction).
+
+        `immediate` takes SQLite's write lock at once: a read-then-write claim of two workers then waits
+        its turn instead of failing at the write (PostgreSQL uses row locks for that).
+        """
         if not self.postgres:
-            self.execute("BEGIN")
+            self.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -138,25 +144,51 @@ class Tx:
 
     # -- inbound ----------------------------------------------------------------------------------
 
-    def record_event(self, platform: str, event_id: str, now: datetime) -> bool:
-        """Remember an inbound event id; False when it was handled before."""
+    def record_event(self, platform: str, event_id: str, now: datetime, bot: str | None = None) -> bool:
+        """Remember an inbound event id of a bot or workspace (by default `self.bot`, the one of the event
+        being handled); False when it was handled before."""
         cursor = self.execute(
-            "INSERT INTO inboundevent (platform, event_id, received_at) VALUES (?, ?, ?) "
+            "INSERT INTO inboundevent (platform, bot, event_id, received_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT DO NOTHING",
-            (platform, event_id, self.ts(now)),
+            (platform, self.bot if bot is None else bot, event_id, self.ts(now)),
         )
         return cursor.rowcount == 1
 
+    def put_inbox(self, inbound: Inbound, bot: str, extra: dict | None, now: datetime) -> bool:
+        """Store an event as it arrives, before the platform hears that it did; False when it is there already
+        (a platform's retry of an event not handled yet)."""
+        cursor = self.execute(
+            "INSERT INTO inbox (platform, bot, event_id, sender, payload, extra, status, attempts, received_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?) ON CONFLICT DO NOTHING",
+            (inbound.platform, bot, inbound.event_id, inbound.sender, inbound_json(inbound),
+             json.dumps(extra) if extra else None, self.ts(now)),
+        )
+        return cursor.rowcount == 1
+
+    def linked(self, platform: str, external_id: str) -> bool:
+        """Whether this chat account belongs to a person already (no lock: a hint for a channel)."""
+        row = self.one("SELECT person_id FROM chatidentity WHERE platform = ? AND external_id = ?",
+                       (platform, external_id))
+        return row is not None and row[0] is not None
+
     def sender(self, platform: str, external_id: str) -> Sender | None:
         """The chat account with its person and conversation, locked on PostgreSQL."""
-        statement = SENDER_QUERY + (" FOR UPDATE OF i" if self.postgres else "")
-        row = self.one(statement, (platform, external_id))
+        return self._sender("i.platform = ? AND i.external_id = ?", (platform, external_id))
+
+    def sender_of_person(self, person_id: int) -> Sender | None:
+        """A person's conversation with their newest reachable chat account (where replies go), locked."""
+        return self._sender("i.id = (SELECT id FROM chatidentity WHERE person_id = ? ORDER BY unreachable, id DESC "
+                            "LIMIT 1)", (person_id,))
+
+    def _sender(self, where: str, params: tuple) -> Sender | None:
+        statement = SENDER_QUERY + where + (" FOR UPDATE OF i" if self.postgres else "")
+        row = self.one(statement, params)
         if row is None:
             return None
-        sender = Sender(*row[:13], version=row[15] or 0)
+        sender = Sender(*row[:14], version=row[16] or 0)
         sender.consented = bool(sender.consented)
-        sender.answers = json.loads(row[13]) if row[13] else {}
-        sender.stack = json.loads(row[14]) if row[14] else {}
+        sender.answers = json.loads(row[14]) if row[14] else {}
+        sender.stack = json.loads(row[15]) if row[15] else {}
         return sender
 
     def add_identity(self, platform: str, external_id: str, chat_id: str, now: datetime) -> int:
@@ -189,13 +221,15 @@ class Tx:
 
     def enqueue(self, person_id: int | None, platform: str, chat_id: str, locale: str,
                 message: Outbound, now: datetime, priority: int = 0) -> int:
-        """Queue `message` for delivery, inside the caller's transaction."""
+        """Queue `message` for delivery, inside the caller's transaction; its files go by reference."""
         buttons = [[b.label, b.payload, b.context] for b in message.buttons]
+        parts = message.parts()
         return self.insert(
-            "INSERT INTO outbox (person_id, platform, chat_id, template, locale, context, buttons, "
-            "priority, status, attempts, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?)",
+            "INSERT INTO outbox (person_id, platform, chat_id, template, locale, context, buttons, parts, "
+            "priority, status, attempts, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?)",
             (person_id, platform, chat_id, message.template, locale,
-             json.dumps(message.context, default=str), json.dumps(buttons), priority, self.ts(now)),
+             json.dumps(message.context, default=str), json.dumps(buttons), json.dumps(parts) if parts else None,
+             priority, self.ts(now)),
         )
 
     def audit(self, actor: str, action: str, person_id: int | None, detail: dict, now: datetime) -> None:
@@ -210,6 +244,32 @@ class Tx:
         names = [column[0] for column in cursor.description]
         for row in cursor.fetchall():
             yield dict(zip(names, row))
+
+
+def inbound_json(inbound: Inbound) -> str:
+    """An event as the inbox stores it (JSON), every field that is set."""
+    data: dict[str, Any] = {field.name: getattr(inbound, field.name) for field in fields(Inbound)
+                            if getattr(inbound, field.name) is not None}
+    if inbound.attachment is not None:
+        attachment = inbound.attachment
+        data["attachment"] = {"kind": attachment.kind, "ref": attachment.ref, "caption": attachment.caption,
+                              "file": attachment.file.as_json() if attachment.file else None}
+    if inbound.form is not None:
+        data["form"] = {"name": inbound.form.name, "values": inbound.form.values}
+    return json.dumps(data)
+
+
+def inbound_from_json(text: str) -> Inbound:
+    """The event an inbox row holds."""
+    data = json.loads(text)
+    attachment = data.pop("attachment", None)
+    if attachment is not None:
+        file = attachment.pop("file", None)
+        data["attachment"] = Attachment(**attachment, file=FileRef.from_json(file) if file else None)
+    form = data.pop("form", None)
+    if form is not None:
+        data["form"] = FormData(form["name"], form["values"])
+    return Inbound(**data)
 
 
 def as_moment(value: Any) -> datetime | None:

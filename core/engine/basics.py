@@ -73,9 +73,9 @@ def resume(engine: "Engine", turn: Turn, args: str) -> None:
 
 
 def open_queued(engine: "Engine", turn: Turn, args: str) -> None:
-    """Open a flow that was queued for this person (a nudge that came while they were busy)."""
+    """Open a flow that was queued for this person (a nudge, or another person's action, while they were busy)."""
     if args in stack.queued(turn.sender) and not turn.sender.flow:
-        engine.start_flow(turn, args)
+        engine.open_queued(turn, args)
     elif not turn.sender.flow:
         engine.menu(turn)
 
@@ -87,7 +87,7 @@ BASICS = Feature(
         Command("cancel", run=cancel, roles=EVERYONE),
         Command("resume", run=resume, roles=EVERYONE),
         Command("stop", run=stop, roles=EVERYONE),
-        Command("start", run=start, roles=EVERYONE, listed=False),
+        Command("start", run=start, roles=EVERYONE, listed=False, when_stopped=True),
         Command("open", run=open_queued, roles=EVERYONE, listed=False),
     ),
 )

@@ -3,16 +3,19 @@
     Step("obstacle", ask="goals/ask_obstacle", expect=Text(), save="obstacle", then="plan")
 
 reads: ask the `goals/ask_obstacle` template, accept free text, keep it as the answer
-`obstacle`, go on to `plan`. `then` may be a function of the turn for branches and loops;
-`skip` jumps over a question whose answer is already known; `effect` writes the domain rows an
-answer produced (in the engine's transaction). `core/diagram.py` draws any flow from its table.
+`obstacle` (a field of the flow's answers dataclass), go on to `plan`. `then` may be a function
+of the turn for branches; `skip` jumps over a question whose answer is already known; `effect`
+writes the domain rows an answer produced (in the engine's transaction). Beside steps, a flow may
+hold an `Each` (steps repeated for every item of a list), a `SubFlow` (another flow that returns
+here) and a `WaitFor` (another person's action, such as an adviser's approval).
+`core/engine/diagram.py` draws any flow from its table.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields as dataclass_fields, is_dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Callable
 from zoneinfo import ZoneInfo, available_timezones
@@ -26,6 +29,7 @@ if TYPE_CHECKING:
     from core.render.templates import Catalog
 
 END = "end"
+NEXT = "next"  # inside an Each: on to the next item (or past the loop after the last)
 Clock = Callable[[], datetime]
 
 
@@ -48,10 +52,25 @@ class Turn:
     now: datetime
     replies: list[Outbound] = field(default_factory=list)
     platform: str = ""  # where the event came from (for the audit log)
+    flows: dict[str, "Flow"] = field(default_factory=dict)
+    # Messages to other people (an alert to adults), queued after this person's own replies:
+    # (person id, platform, chat id, locale, message).
+    others: list[tuple[int, str, str, str, Outbound]] = field(default_factory=list)
 
     @property
-    def answers(self) -> dict:
+    def answers(self) -> Any:
+        """The open flow's answers, as that flow's dataclass."""
+        flow = self.flows.get(self.sender.flow)
+        if flow is not None and not isinstance(self.sender.answers, flow.answers):
+            self.sender.answers = flow.load(self.sender.answers)
         return self.sender.answers
+
+    @property
+    def item(self) -> Any:
+        """The current item of the loop (`Each`) the open step belongs to."""
+        loop = self.flows[self.sender.flow].loop_of[self.sender.state]
+        position = self.answers.loops[loop.name]
+        return position["items"][position["index"]]
 
     @property
     def person_id(self) -> int:
@@ -223,16 +242,36 @@ class Number(Expect):
 Next = str | Callable[[Turn], str]
 
 
+@dataclass
+class Answers:
+    """What a flow has collected so far; each flow declares its own fields by subclassing this.
+
+    `loops` is the engine's: the items and position of each `Each` the flow is in.
+    """
+
+    loops: dict[str, dict] = field(default_factory=dict)
+
+
+def plain_answers(answers: Any) -> dict:
+    """Answers as JSON-ready data (the conversation row keeps them between messages)."""
+    return asdict(answers) if is_dataclass(answers) else dict(answers or {})
+
+
 @dataclass(frozen=True)
 class Step:
-    """One question: the template that asks it, what it accepts, where the answer goes, what follows."""
+    """One question: the template that asks it, what it accepts, where the answer goes, what follows.
+
+    `then` is a step's name, END, NEXT (inside an `Each`: the next item), or a function of the
+    turn that returns one of `branches` — a tuple of names, or a dict of name → what leads there,
+    drawn on the diagram's arrows.
+    """
 
     name: str
     ask: str
     expect: Expect
     save: str | None = None
     then: Next = END
-    branches: tuple[str, ...] = ()  # where a `then` function may lead: checked, and drawn in diagrams
+    branches: tuple[str, ...] | dict[str, str] = ()
     skip: Callable[[Turn], bool] | None = None
     context: Callable[[Turn], dict] | None = None
     effect: Callable[[Turn, Any], None] | None = None
@@ -242,12 +281,12 @@ class Step:
             return self.then
         state = self.then(turn)
         if state not in self.branches:
-            raise ValueError(f"step {self.name} went to {state}, not one of its branches {self.branches}")
+            raise ValueError(f"step {self.name} went to {state}, not one of its branches {tuple(self.branches)}")
         return state
 
     @property
     def targets(self) -> tuple[str, ...]:
-        return self.branches if callable(self.then) else (self.then,)
+        return tuple(self.branches) if callable(self.then) else (self.then,)
 
     def prompt(self, turn: Turn) -> Outbound:
         """The question, with its buttons, in the student's language."""
@@ -256,25 +295,112 @@ class Step:
 
 
 @dataclass(frozen=True)
-class Flow:
-    """A conversation: its steps in order, what it loads when it starts and writes when it ends."""
+class Each:
+    """Steps asked once for each item of a list: each subject, each goal, each milestone.
+
+    `over` loads the items when the flow gets here (none: straight on to `then`); the steps see the
+    current item as `turn.item`; a step that goes to NEXT moves to the next item, and after the
+    last one the flow goes on to `then`.
+    """
 
     name: str
+    over: Callable[[Turn], list]
     steps: tuple[Step, ...]
+    then: str = END
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return self.steps[0].name, self.then
+
+
+@dataclass(frozen=True)
+class SubFlow:
+    """Another flow run in the middle of this one: when it finishes, its answers are kept as `save`
+    and this flow goes on to `then` (no "where were we": it was part of the plan)."""
+
+    name: str
+    flow: str
+    save: str | None = None
+    then: str = END
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return (self.then,)
+
+
+@dataclass(frozen=True)
+class WaitFor:
+    """The flow waits for another person's action (an adviser approving a pitch).
+
+    The person hears `say` and is free meanwhile; the action's value is kept as `save` and the
+    flow goes on at `then` — at once when the person is idle, else offered with a button when
+    they are (the stack's rule for another person's action).
+    """
+
+    name: str
+    say: str | None = None
+    save: str | None = None
+    then: str = END
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return (self.then,)
+
+
+Node = Step | Each | SubFlow | WaitFor
+
+
+@dataclass(frozen=True)
+class Flow:
+    """A conversation: its steps in order, what it loads when it starts and writes when it ends.
+
+    `answers` is the dataclass (a subclass of `Answers`) that holds what the flow collects; a
+    step's `save` names one of its fields.
+    """
+
+    name: str
+    steps: tuple[Node, ...]
+    answers: type[Answers] = Answers
     begin: Callable[[Turn], str] | None = None  # loads what the flow needs; returns the first state
     starts: tuple[str, ...] = ()  # where `begin` may lead
     finish: Callable[[Turn], None] | None = None
     evidence_for: Callable[[Turn], dict | None] | None = None  # {"id", "text"} a photo sent now is evidence of
     by_name: dict[str, Step] = field(init=False, repr=False, compare=False)
+    nodes: dict[str, Node] = field(init=False, repr=False, compare=False)  # Each, SubFlow and WaitFor by name
+    loop_of: dict[str, Each] = field(init=False, repr=False, compare=False)  # a step inside an Each → the Each
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "by_name", {step.name: step for step in self.steps})
-        for step in self.steps:
+        by_name: dict[str, Step] = {}
+        nodes: dict[str, Node] = {}
+        loop_of: dict[str, Each] = {}
+        for node in self.steps:
+            if isinstance(node, Step):
+                by_name[node.name] = node
+                continue
+            nodes[node.name] = node
+            for inner in getattr(node, "steps", ()):
+                by_name[inner.name] = inner
+                loop_of[inner.name] = node
+        object.__setattr__(self, "by_name", by_name)
+        object.__setattr__(self, "nodes", nodes)
+        object.__setattr__(self, "loop_of", loop_of)
+        fields = {f.name for f in dataclass_fields(self.answers)}
+        known = set(by_name) | set(nodes)
+        for step in by_name.values():
             if callable(step.then) and not step.branches:
                 raise ValueError(f"flow {self.name}: step {step.name} branches but names no branches")
             for target in step.targets:
-                if target != END and target not in self.by_name:
+                if target == NEXT and step.name not in loop_of:
+                    raise ValueError(f"flow {self.name}: step {step.name} goes to NEXT outside an Each")
+                if target not in (END, NEXT) and target not in known:
                     raise ValueError(f"flow {self.name}: step {step.name} goes to unknown step {target}")
+        for node in (*by_name.values(), *nodes.values()):
+            if getattr(node, "save", None) and node.save not in fields:
+                raise ValueError(f"flow {self.name}: {node.name} saves {node.save}, not a field of "
+                                 f"{self.answers.__name__}")
+            for target in getattr(node, "targets", ()):
+                if target not in (END, NEXT) and target not in known:
+                    raise ValueError(f"flow {self.name}: {node.name} goes to unknown step {target}")
 
     @property
     def first(self) -> str:
@@ -292,3 +418,33 @@ class Flow:
     def step(self, name: str) -> Step:
         return self.by_name[name]
 
+    def knows(self, state: str | None) -> bool:
+        """Can a conversation wait at `state`? (An upgrade may have renamed it.)"""
+        return state in self.by_name or state in self.nodes
+
+    def load(self, answers: dict | Answers) -> Answers:
+        """Stored answers as this flow's dataclass; fields an upgrade removed are dropped."""
+        if isinstance(answers, self.answers):
+            return answers
+        names = {f.name for f in dataclass_fields(self.answers)}
+        return self.answers(**{key: value for key, value in (answers or {}).items() if key in names})
+
+    def enter(self, turn: Turn, loop: Each) -> str:
+        """Start a loop: load its items; the first item's first step, or past the loop when there are none."""
+        items = list(loop.over(turn))
+        if not items:
+            return loop.then
+        turn.answers.loops[loop.name] = {"items": items, "index": 0}
+        return loop.steps[0].name
+
+    def follow(self, turn: Turn, step: Step, target: str) -> str:
+        """Where `step` leads: NEXT becomes the next item's first step, or the step after the loop."""
+        if target != NEXT:
+            return target
+        loop = self.loop_of[step.name]
+        position = turn.answers.loops[loop.name]
+        position["index"] += 1
+        if position["index"] < len(position["items"]):
+            return loop.steps[0].name
+        del turn.answers.loops[loop.name]
+        return loop.then

@@ -29,7 +29,7 @@ from core.domain.messages import Attachment, FormData, Inbound, Outbound, Render
 from core.domain.models import PersonStatus, Role, utcnow as utc_now
 from core.domain.store import ConcurrentUpdate, Sender, Store, Tx
 from core.engine import safety, stack
-from core.engine.flow import END, Clock, Flow, Invalid, Turn
+from core.engine.flow import END, Clock, Each, Flow, Invalid, SubFlow, Turn, WaitFor, plain_answers
 from core.engine.registry import Registry
 from core.domain.messages import Button
 
@@ -53,40 +53,43 @@ class Engine:
 
     # -- ways in -----------------------------------------------------------------------------------
 
-    def handle(self, inbound: Inbound, priority: int = 0) -> list[int]:
+    def handle(self, inbound: Inbound, priority: int = 0, bot: str = "") -> list[int]:
         """Handle one event exactly once; returns the ids of the outbox rows it queued.
 
         `priority` orders delivery: 0 for replies to the student, 1 for nudges the scheduler opens.
+        `bot` is the bot (Telegram) or workspace (Slack) the event came through: event ids are its own.
         """
         for _ in range(5):
             try:
                 with self.store.transaction() as tx:
+                    tx.bot = bot
                     return self._handle(tx, inbound, priority)
             except ConcurrentUpdate:
                 continue  # another worker answered this student first: start over on fresh state
         raise RuntimeError(f"conversation kept changing under event {inbound.event_id}")
 
-    def handle_many(self, events: Sequence[Inbound]) -> list[int]:
+    def handle_many(self, events: Sequence[Inbound], bots: Sequence[str] = ()) -> list[int]:
         """Handle a batch with one commit (group commit); every event runs in its own savepoint.
 
         Nothing is acknowledged before the commit, so each event is as durable as with `handle`,
         at a fraction of the cost per event. An event that fails inside the batch is rolled back
-        alone and handled again by itself afterwards.
+        alone and handled again by itself afterwards. `bots` gives each event's bot (see `handle`).
         """
         queued: list[int] = []
-        again: list[Inbound] = []
+        again: list[tuple[Inbound, str]] = []
         with self.store.transaction() as tx:
             tx.begin()
-            for inbound in events:
+            for inbound, bot in zip(events, [*bots, *[""] * (len(events) - len(bots))]):
                 tx.execute("SAVEPOINT event")
+                tx.bot = bot
                 try:
                     queued.extend(self._handle(tx, inbound))
                 except Exception:
                     tx.execute("ROLLBACK TO SAVEPOINT event")
-                    again.append(inbound)
+                    again.append((inbound, bot))
                 tx.execute("RELEASE SAVEPOINT event")
-        for inbound in again:
-            queued.extend(self.handle(inbound))
+        for inbound, bot in again:
+            queued.extend(self.handle(inbound, bot=bot))
         return queued
 
     def submit_form(self, platform: str, external_id: str, event_id: str, form: str, values: dict) -> list[int]:
@@ -102,7 +105,7 @@ class Engine:
             sender = tx.sender(platform, external_id)
             if sender is None or sender.person_id is None or sender.role != Role.student:
                 return None
-            return Turn(tx, sender, self.catalog, self.clock()).locale, self.registry.forms[form].values(
+            return Turn(tx, sender, self.catalog, self.clock(), flows=self.flows).locale, self.registry.forms[form].values(
                 tx, sender.person_id)
 
     def command_menu(self, locale: str, role: str = Role.student) -> list[tuple[str, str]]:
@@ -115,7 +118,7 @@ class Engine:
             sender = tx.sender(platform, external_id)
             if sender is None or sender.person_id is None:
                 return [self.catalog.render(Outbound("link/need_code"), self.settings.default_locale)]
-            turn = Turn(tx, sender, self.catalog, self.clock())
+            turn = Turn(tx, sender, self.catalog, self.clock(), flows=self.flows)
             home = self.registry.home(sender.role)
             if home is not None:
                 home.run(self, turn, "")
@@ -132,7 +135,7 @@ class Engine:
         if sender is None:
             identity_id = tx.add_identity(inbound.platform, inbound.sender, inbound.chat_id, now)
             sender = Sender(identity_id=identity_id, person_id=None, chat_id=inbound.chat_id)
-        turn = Turn(tx, sender, self.catalog, now, platform=inbound.platform)
+        turn = Turn(tx, sender, self.catalog, now, platform=inbound.platform, flows=self.flows)
         if timings is None:
             for stage in self._stages:
                 if stage(turn, inbound):
@@ -148,10 +151,13 @@ class Engine:
             started = perf_counter()
         sender = turn.sender
         if sender.person_id is not None:
+            sender.answers = plain_answers(sender.answers)
             tx.save_conversation(sender, now)
         locale = turn.locale if sender.person_id else self.settings.default_locale
         queued = [tx.enqueue(sender.person_id, inbound.platform, sender.chat_id, locale, reply, now, priority)
                   for reply in turn.replies]
+        for person_id, platform, chat_id, their_locale, message in turn.others:  # after the sender's own replies
+            tx.enqueue(person_id, platform, chat_id, their_locale, message, now)
         if timings is not None:
             timings["write"] = timings.get("write", 0.0) + perf_counter() - started
         return queued
@@ -161,23 +167,30 @@ class Engine:
         found = safety.concerns(turn, inbound)
         if not found:
             return False
-        resources = self.settings.safety_resources
+        school = turn.tx.one("SELECT school_id FROM person WHERE id = ?", (turn.person_id,)) if turn.person_id else None
+        values = self.registry.settings.for_school(turn.tx, school[0] if school else None)
         if turn.sender.person_id is None:
-            safety.support_unlinked(turn, found, resources, inbound.platform)
+            safety.support_unlinked(turn, found, values, inbound.platform)
             return True
-        safety.escalate(turn, found, safety.written(inbound), resources)
+        alert = safety.escalate(turn, found, safety.written(inbound), values, bool(self.settings.smtp_url))
+        turn.others.extend(alert.messages)
         if inbound.form:
             return False
         stack.set_aside(turn.sender, turn.now)  # nothing is asked about the flows now
         return True
 
     def _identify(self, turn: Turn, inbound: Inbound) -> bool:
-        """An account not linked yet: redeem an invite code or match the roster e-mail, then onboarding."""
+        """An account not linked yet: redeem an invite code or match the roster e-mail, then onboarding.
+
+        Neither links a second account of the same platform to a person who has one there; a code an
+        adult re-issued does, and the accounts it replaces are unlinked and told so.
+        """
         if turn.sender.person_id is not None:
             stack.prune(turn.sender, turn.now, self.flows)
             return False
         tx, sender = turn.tx, turn.sender
         person_id = identity.person_by_email(tx, inbound.email, inbound.platform) if inbound.email else None
+        replaced: list[tuple[int, str]] = []
         if person_id is None:
             code = identity.invite_code(inbound.text)
             if code is None:
@@ -186,22 +199,38 @@ class Engine:
             if identity.too_many_attempts(tx, sender, turn.now, self.settings.invite_attempts_per_hour):
                 turn.say("link/too_many")
                 return True
-            person_id = identity.redeem(tx, code, sender, turn.now)
-            if person_id is None:
+            redeemed = identity.redeem(tx, code, sender, inbound.platform, turn.now)
+            if redeemed is identity.Refused.taken:
+                turn.say("link/already_linked")
+                return True
+            if redeemed is None:
                 turn.say("link/bad_code")
                 return True
+            person_id = redeemed.person_id
+            if redeemed.reissued:
+                replaced = identity.accounts_on(tx, person_id, inbound.platform, sender.identity_id)
+                identity.unlink(tx, [identity_id for identity_id, _ in replaced], person_id, inbound.platform,
+                                turn.now)
         identity.link(tx, sender, person_id, inbound.platform, turn.now)
         turn.sender = tx.sender(inbound.platform, inbound.sender)
+        for _, chat_id in replaced:  # the old account learns it no longer speaks for the person
+            tx.enqueue(None, inbound.platform, chat_id, turn.locale, Outbound("link/unlinked"), turn.now)
         if turn.sender.role == Role.student:
             turn.say("link/welcome", name=turn.sender.given_name)
             self.start_flow(turn, "onboarding")
         else:
             self.menu(turn)
+            for alert in safety.open_alerts_of(tx, turn.person_id):  # alerts about their students waited for them
+                turn.replies.append(safety.alert_message(alert["given_name"], alert["family_name"],
+                                                         alert["category"].split(","), alert["text"], alert["id"]))
         return True
 
     def _middleware(self, turn: Turn, inbound: Inbound) -> bool:
-        """A stopped student hears only how to come back; evidence becomes an artifact."""
-        if turn.sender.status == PersonStatus.stopped and self._command(inbound)[0] != "start":
+        """A stopped student hears only how to come back (their data is still theirs: /mydata, /delete); evidence becomes an artifact."""
+        command = self.registry.commands.get(self._command(inbound)[0] or "")
+        allowed = (command.when_stopped if command else
+                   turn.sender.flow in self.registry.when_stopped_flows and not inbound.opens)
+        if turn.sender.status == PersonStatus.stopped and not allowed:
             if not inbound.opens:  # a nudge for a stopped student is dropped without a word
                 turn.say("commands/stopped", buttons=(Button("menu.start", "/start"),))
             return True
@@ -227,13 +256,22 @@ class Engine:
         return True
 
     def _keep_evidence(self, turn: Turn, attachment: Attachment) -> None:
-        """A photo, file or link becomes a portfolio artifact, tied to what the open flow is about."""
+        """A photo, file or link becomes a portfolio artifact, tied to what the open flow is about.
+
+        A photo or file the adapter copied into the file store is kept by its key (and, in the
+        database kind of the store, becomes this person's), so a portfolio, an export and a forget
+        reach the bytes; a failed download leaves only the platform's reference.
+        """
         flow = self.flows.get(turn.sender.flow)
         goal = flow.evidence_for(turn) if flow and flow.evidence_for else None
-        turn.tx.execute("INSERT INTO artifact (person_id, goal_id, kind, ref, caption, created_at) "
-                        "VALUES (?, ?, ?, ?, ?, ?)",
+        file_key = attachment.file.key if attachment.file else None
+        turn.tx.execute("INSERT INTO artifact (person_id, goal_id, kind, ref, caption, file_key, created_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
                         (turn.person_id, goal["id"] if goal else None, attachment.kind, attachment.ref,
-                         attachment.caption, turn.tx.ts(turn.now)))
+                         attachment.caption, file_key, turn.tx.ts(turn.now)))
+        if file_key:
+            turn.tx.execute("UPDATE storedfile SET person_id = ? WHERE key = ? AND person_id IS NULL",
+                            (turn.person_id, file_key))
         turn.say("artifacts/saved", kind=attachment.kind, goal=goal["text"] if goal else None)
 
     def _command(self, inbound: Inbound) -> tuple[str | None, str]:
@@ -296,39 +334,128 @@ class Engine:
         try:
             value = step.expect.parse(turn, inbound)
             if step.save:
-                turn.answers[step.save] = value
+                setattr(turn.answers, step.save, value)
             if step.effect:
                 step.effect(turn, value)
         except Invalid as refusal:
             turn.say(refusal.template, **refusal.context)
             turn.replies.append(step.prompt(turn))
             return
-        self._advance(turn, flow, step.next_state(turn))
+        self._advance(turn, flow, flow.follow(turn, step, step.next_state(turn)))
 
     def _advance(self, turn: Turn, flow: Flow, state: str) -> None:
-        """Ask the next question that still needs an answer, or finish the flow."""
+        """Ask the next question that still needs an answer, or finish the flow.
+
+        On the way: a loop (`Each`) loads its items, a `SubFlow` opens its flow on top (this one
+        goes on when it finishes), a `WaitFor` sets the flow to wait for another person's action.
+        """
         sender = turn.sender
-        for _ in range(len(flow.steps) + 1):
+        for _ in range(4 * (len(flow.by_name) + len(flow.nodes)) + 4):
             if state == END:
                 break
+            node = flow.nodes.get(state)
+            if isinstance(node, Each):
+                state = flow.enter(turn, node)
+                continue
+            if isinstance(node, SubFlow):
+                sender.state = state
+                stack.push(sender, node.flow)
+                called = self.flows[node.flow]
+                self._advance(turn, called, called.start(turn))
+                return
+            if isinstance(node, WaitFor):
+                sender.state = state
+                if node.say:
+                    turn.say(node.say)
+                stack.wait(sender)
+                self._after_top_left(turn)
+                return
             step = flow.step(state)
             if step.skip is None or not step.skip(turn):
                 sender.state = state
                 turn.replies.append(step.prompt(turn))
                 return
-            state = step.next_state(turn)
+            state = flow.follow(turn, step, step.next_state(turn))
         if flow.finish:
             flow.finish(turn)
+        result = plain_answers(sender.answers)
         if stack.pop(sender):
+            caller = self.flows[sender.flow].nodes.get(sender.state)
+            if isinstance(caller, SubFlow) and caller.flow == flow.name:  # a planned call returns
+                if caller.save:
+                    setattr(turn.answers, caller.save, result)
+                self._advance(turn, self.flows[sender.flow], caller.then)
+                return
             turn.say("commands/resuming")
             self.ask_again(turn)
         else:
             self.offer_queued(turn)
 
+    def _after_top_left(self, turn: Turn) -> None:
+        """The open flow left the stack without finishing (it waits): the one below asks again, or the queue is offered."""
+        if stack.pop(turn.sender):
+            turn.say("commands/resuming")
+            self.ask_again(turn)
+        else:
+            self.offer_queued(turn)
+
+    def act_on(self, actor: Turn, person_id: int, flow: str, value: object) -> bool:
+        """Another person's action (an adviser approving a pitch) for the flow `person_id` waits in.
+
+        Written in the actor's transaction: the flow goes on at once when the person is idle, or is
+        queued and offered with a button once they are. False when no such flow waits.
+        """
+        tx = actor.tx
+        sender = tx.sender_of_person(person_id)
+        if sender is None:
+            return False
+        turn = Turn(tx, sender, self.catalog, actor.now, platform=actor.platform, flows=self.flows)
+        frame = stack.take_waiting(sender, flow)
+        if frame is None:
+            return False
+        node = self.flows[flow].nodes[frame["state"]]
+        answers = self.flows[flow].load(frame["answers"])
+        if node.save:
+            setattr(answers, node.save, value)
+        frame.update(state=node.then, answers=plain_answers(answers), ready=True)
+        stack.waiting(sender).append(frame)
+        if sender.flow is None:
+            self._open_waiting(turn, flow)
+        elif flow not in stack.queued(sender):
+            stack.queued(sender).append(flow)
+        sender.answers = plain_answers(sender.answers)
+        tx.save_conversation(sender, actor.now)
+        for reply in turn.replies:
+            tx.enqueue(person_id, sender.platform, sender.chat_id, turn.locale, reply, actor.now)
+        return True
+
+    def _open_waiting(self, turn: Turn, flow: str) -> bool:
+        """Go on with a flow whose awaited action came; False when none is ready."""
+        frame = stack.take_waiting(turn.sender, flow, ready=True)
+        if frame is None:
+            return False
+        stack.forget(turn.sender, flow)
+        stack.open_frame(turn.sender, frame)
+        self._advance(turn, self.flows[flow], frame["state"])
+        return True
+
+    def open_queued(self, turn: Turn, flow: str) -> None:
+        """The person tapped a queued flow: a flow whose awaited action came goes on, any other starts."""
+        if flow not in stack.queued(turn.sender) or turn.sender.flow:
+            return
+        if not self._open_waiting(turn, flow):
+            self.start_flow(turn, flow)
+
     def ask_again(self, turn: Turn) -> None:
         """Repeat the open question, so a command never leaves the student at a dead end."""
-        if turn.sender.flow:
-            turn.replies.append(self.flows[turn.sender.flow].step(turn.sender.state).prompt(turn))
+        sender = turn.sender
+        if not sender.flow:
+            return
+        flow = self.flows[sender.flow]
+        if sender.state in flow.nodes:  # a call that was set aside: run it again
+            self._advance(turn, flow, sender.state)
+        else:
+            turn.replies.append(flow.step(sender.state).prompt(turn))
 
     def menu(self, turn: Turn) -> None:
         """What this person can do now, as buttons (with "continue" when something was set aside)."""

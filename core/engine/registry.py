@@ -23,12 +23,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from datetime import date
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from core.domain.messages import Button
-from core.domain.models import Role
-from core.domain.settings import Key, SettingsCatalog
+from core.domain.models import CalendarKind, Role
+from core.domain.settings import Clock, Key, SettingsCatalog, Weekday
 from core.engine.flow import Flow, Turn
 from core.render.templates import PROMPTS_DIR, Catalog, PromptFolder, engine_folders
 
@@ -58,28 +59,85 @@ class Command:
     menu: int | None = None
     listed: bool = True
     home: bool = False
+    when_stopped: bool = False  # also for a person who said /stop or declined (their data is still theirs)
 
     def __post_init__(self) -> None:
         if (self.flow is None) == (self.run is None):
             raise ValueError(f"command /{self.name} needs exactly one of flow and run")
 
 
+class When(StrEnum):
+    """How a trigger falls due."""
+
+    weekly = "weekly"  # on the school's weekday for it (a setting), at the person's preferred time
+    calendar = "calendar"  # on the first school day after a calendar event of a kind ends, at the person's time
+    chosen = "chosen"  # on each person's own weekday and time (the school's default until they choose)
+    on_demand = "on_demand"  # when asked, for given people (`core.schedule.policy.on_demand`)
+
+
+class Part(StrEnum):
+    """A part of the nudge policy a trigger may take or leave."""
+
+    timezone = "timezone"  # in the person's own time zone (without it: the school's)
+    quiet_hours = "quiet_hours"  # never at night or in class time: moved out of them, never sent late into them
+    holidays = "holidays"  # never on a holiday or outside term: moved to a school day, or skipped
+    pauses = "pauses"  # not while the person has paused
+    cap = "cap"  # counts against the weekly cap, dropped in priority order when the week is full
+    grace = "grace"  # missed by longer than the grace window (the server was down): skipped, not sent late
+    followup = "followup"  # one follow-up when the person does not answer, then a flag for the adviser
+
+
+ALL_PARTS = frozenset(Part)
+
+
 @dataclass(frozen=True)
 class Trigger:
-    """A weekly nudge: the flow it opens on the school's day for it (a setting), in the student's time.
+    """A nudge: the flow it opens for a person, when it falls due, for whom, and which policy parts bind it.
 
-    `priority` orders the nudges when the weekly cap leaves room for fewer (lower first);
-    `holiday_shift` moves it off a holiday to the next school day (1), the one before (-1), or
-    skips it (0); `quiet_in_exams` skips it in an exam week. A trigger without a flow sends the
-    template `<kind>/nudge` with the menu's buttons.
+    `when` says how it falls due: `weekly` on the weekday the setting `day` names; `calendar` on
+    the first school day after an event of the calendar kind `after` ends (a grading period);
+    `chosen` on each person's own weekday and time, the settings `day` and `at` giving the school's
+    default; `on_demand` when `core.schedule.policy.on_demand` asks for it. It is for people of
+    `roles` (students, or advisers and other adults), at their preferred time (a chosen trigger: at
+    theirs for it). `parts` are the parts of the policy that apply to it (all by default: a
+    student's nudge takes them all, an adviser's digest leaves out the follow-up, a safety
+    escalation takes none). `priority` orders the nudges when the weekly cap leaves room for
+    fewer (lower first); `holiday_shift` moves it off a holiday to the next school day of the week
+    (1), the one before (-1), or skips it (0); `quiet_in_exams` skips it in an exam week. A trigger
+    without a flow sends the template `<kind>/nudge` with the menu's buttons.
     """
 
     kind: str
-    day: str  # the setting key naming the weekday
-    priority: int
+    day: str | None = None  # the setting key naming the weekday (weekly; chosen: the default weekday)
+    priority: int = 0
     flow: str | None = None
     holiday_shift: int = 0
     quiet_in_exams: bool = False
+    when: When = When.weekly
+    at: str | None = None  # chosen: the setting key naming the default time of day
+    after: str | None = None  # calendar: the kind of calendar event whose end it follows
+    roles: frozenset[str] = STUDENTS
+    parts: frozenset[str] = ALL_PARTS
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "when", When(self.when))
+        object.__setattr__(self, "roles", frozenset(self.roles))
+        object.__setattr__(self, "parts", frozenset(Part(part) for part in self.parts))
+        needs = {When.weekly: ("day",), When.calendar: ("after",), When.chosen: ("day", "at"), When.on_demand: ()}
+        for name in ("day", "at", "after"):
+            given = getattr(self, name) is not None
+            if given != (name in needs[self.when]):
+                verb = "needs" if not given else "takes no"
+                label = {When.chosen: "a chosen-time", When.on_demand: "an on-demand"}.get(self.when, f"a {self.when}")
+                raise ValueError(f"trigger {self.kind}: {label} trigger {verb} {name!r}")
+        if self.after is not None and self.after not in set(CalendarKind):
+            raise ValueError(f"trigger {self.kind}: no calendar event kind {self.after!r}")
+        if not self.roles or not self.roles <= EVERYONE:
+            raise ValueError(f"trigger {self.kind}: roles must be some of {', '.join(sorted(EVERYONE))}")
+
+    def takes(self, part: str) -> bool:
+        """Does this part of the policy apply to the trigger?"""
+        return part in self.parts
 
 
 @dataclass(frozen=True)
@@ -133,9 +191,9 @@ class Registry:
 
     def __post_init__(self) -> None:
         from core.engine.basics import BASICS  # the commands every person has (listed after the features')
+        from core.engine.safety import SAFETY  # alerts an adult answers, whatever else is installed
 
-        if BASICS not in self.features:
-            self.features = (*self.features, BASICS)
+        self.features = (*(f for f in self.features if f not in (BASICS, SAFETY)), SAFETY, BASICS)
         self.flows = _unique((flow.name, flow) for f in self.features for flow in f.flows)
         self.commands = _unique((command.name, command) for f in self.features for command in f.commands)
         self.forms = _unique((form.name, form) for f in self.features for form in f.forms)
@@ -148,7 +206,9 @@ class Registry:
         for trigger in self.triggers:
             if trigger.flow and trigger.flow not in self.flows:
                 raise ValueError(f"trigger {trigger.kind} opens unknown flow {trigger.flow}")
-            self.settings.key(trigger.day)
+            for name, kind in ((trigger.day, Weekday), (trigger.at, Clock)):
+                if name is not None and not isinstance(self.settings.key(name).kind, kind):
+                    raise ValueError(f"trigger {trigger.kind}: setting {name} is not a {kind.__name__.lower()}")
 
     def extended(self, *features: Feature) -> "Registry":
         """This registry with more features (a school's own, or a test's toy feature)."""
@@ -173,6 +233,11 @@ class Registry:
 
     def home(self, role: str | None) -> Command | None:
         return next((command for command in self.commands_for(role) if command.home), None)
+
+    @cached_property
+    def when_stopped_flows(self) -> frozenset[str]:
+        """Flows a stopped person may still answer: those their allowed commands open (/delete)."""
+        return frozenset(c.flow for c in self.commands.values() if c.when_stopped and c.flow)
 
     def flow_command(self, flow: str) -> str | None:
         """The command that opens `flow`, if any: what a queued flow's button sends."""

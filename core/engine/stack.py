@@ -10,8 +10,9 @@
 | a nudge or another person's action while a flow is open        | queued, and offered with a button once the student is idle |
 
 Set-aside flows keep their answers until they are resumed, replaced by a new run of the same
-flow, or a week old. The open flow is the conversation row's flow, state and answers; the rest
-lives in its `stack` column as {"below": [...], "aside": [...], "queued": [...]}, newest last.
+flow, or a week old. A flow waiting for another person's action (`WaitFor`) leaves the stack for
+`waiting` until the action comes. The open flow is the conversation row's flow, state and answers;
+the rest lives in its `stack` column as {"below", "aside", "queued", "waiting"}, newest last.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from core.domain.store import Sender
+from core.engine.flow import plain_answers
 
 KEPT_FOR = timedelta(weeks=1)
 
@@ -30,7 +32,7 @@ def _part(sender: Sender, name: str) -> list:
 
 
 def _top(sender: Sender) -> dict:
-    return {"flow": sender.flow, "state": sender.state, "answers": sender.answers or {}}
+    return {"flow": sender.flow, "state": sender.state, "answers": plain_answers(sender.answers)}
 
 
 def _open(sender: Sender, frame: dict | None) -> None:
@@ -51,6 +53,32 @@ def aside(sender: Sender) -> list[dict]:
 def queued(sender: Sender) -> list[str]:
     """Flows offered while the student was busy, oldest first."""
     return _part(sender, "queued")
+
+
+def waiting(sender: Sender) -> list[dict]:
+    """Flows waiting for another person's action; `ready` once it came."""
+    return _part(sender, "waiting")
+
+
+def wait(sender: Sender) -> None:
+    """The open flow waits for someone else: it leaves the stack, and the flow below (if any) opens."""
+    waiting(sender)[:] = [frame for frame in waiting(sender) if frame["flow"] != sender.flow]
+    waiting(sender).append(_top(sender))
+    _open(sender, None)
+
+
+def take_waiting(sender: Sender, flow: str, ready: bool | None = None) -> dict | None:
+    """Remove and return the frame of `flow` waiting for an action (only a ready one, with ready=True)."""
+    for frame in waiting(sender):
+        if frame["flow"] == flow and (ready is None or bool(frame.get("ready")) == ready):
+            waiting(sender).remove(frame)
+            return frame
+    return None
+
+
+def open_frame(sender: Sender, frame: dict) -> None:
+    """Make a frame taken from `waiting` the open flow (the caller moves it on)."""
+    _open(sender, {key: frame[key] for key in ("flow", "state", "answers")})
 
 
 def push(sender: Sender, flow: str) -> None:
@@ -123,10 +151,11 @@ def prune(sender: Sender, now: datetime, flows: dict) -> None:
     sender.stack["below"] = [frame for frame in below(sender) if _resumable(frame, flows)]
     sender.stack["aside"] = [frame for frame in aside(sender) if fresh(frame)]
     sender.stack["queued"] = [name for name in queued(sender) if name in flows]
+    sender.stack["waiting"] = [frame for frame in waiting(sender) if _resumable(frame, flows)]
     if not sender.flow and below(sender):
         pop(sender)
 
 
 def _resumable(frame: dict, flows: dict) -> bool:
     flow = flows.get(frame.get("flow"))
-    return flow is not None and frame.get("state") in flow.by_name
+    return flow is not None and flow.knows(frame.get("state"))

@@ -11,15 +11,15 @@ d ≈ 0.65 across 94 tests (Gollwitzer & Sheeran 2006).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import date
-
 from typing import TYPE_CHECKING
 
 from core.domain import records
 from core.domain.models import Category, GoalStatus
 from core.domain.settings import Key, Weekday
 from core.domain.store import Tx
-from core.engine.flow import END, Choice, Day, Flow, Number, Step, Text, Turn
+from core.engine.flow import END, Answers, Choice, Day, Flow, Number, Step, Text, Turn, plain_answers
 from core.engine.registry import Command, DigestSection, Feature, Trigger
 from core.render.lexicon import check_goal
 
@@ -34,32 +34,52 @@ CATEGORIES = tuple(category.value for category in Category)
 # -- goals ----------------------------------------------------------------------------------------
 
 
+@dataclass
+class GoalAnswers(Answers):
+    """What the goals flow collects: the goal being set up, and the week's bookkeeping."""
+
+    carry: list[dict] = field(default_factory=list)  # earlier weeks' unfinished goals still to settle
+    count: int = 0  # this week's goals so far
+    full: bool = False
+    text: str | None = None
+    refines: int = 0
+    smart: dict = field(default_factory=dict)
+    due_on: str | None = None
+    category: str | None = None
+    outcome: str | None = None
+    obstacle: str | None = None
+    plan: str | None = None
+    confidence: int | None = None
+    another: str | None = None
+
+
 def begin_goals(turn: Turn) -> str:
     """Load last weeks' unfinished goals for review, and count this week's."""
-    week = turn.week_start
-    turn.answers["carry"] = [{"id": g["id"], "text": g["text"], "category": g["category"], "plan": g["plan"]}
-                             for g in records.unfinished_before(turn.tx, turn.person_id, week)]
-    turn.answers["count"] = len(records.of_week(turn.tx, turn.person_id, week))
-    if turn.answers["carry"]:
+    week, answers = turn.week_start, turn.answers
+    answers.carry = [{"id": g["id"], "text": g["text"], "category": g["category"], "plan": g["plan"]}
+                     for g in records.unfinished_before(turn.tx, turn.person_id, week)]
+    answers.count = len(records.of_week(turn.tx, turn.person_id, week))
+    if answers.carry:
         return "carry_over"
-    if turn.answers["count"] >= MAX_GOALS:
-        turn.answers["full"] = True
+    if answers.count >= MAX_GOALS:
+        answers.full = True
         turn.say("goals/week_full", goals=records.of_week(turn.tx, turn.person_id, week))
         return END
     return "goal"
 
 
 def carried_goal(turn: Turn) -> dict:
-    return {"goal": turn.answers["carry"][0]["text"], "left": len(turn.answers["carry"])}
+    return {"goal": turn.answers.carry[0]["text"], "left": len(turn.answers.carry)}
 
 
 def settle_carried(turn: Turn, choice: str) -> None:
     """Carry a goal into this week, mark it done, or drop it."""
-    goal = turn.answers["carry"].pop(0)
-    if choice == "carry" and turn.answers["count"] < MAX_GOALS:
-        records.insert_goal(turn.tx, turn.person_id, turn.week_start,
-                            {**goal, "carried_from_id": goal["id"]}, turn.now)
-        turn.answers["count"] += 1
+    answers = turn.answers
+    goal = answers.carry.pop(0)
+    if choice == "carry" and answers.count < MAX_GOALS:
+        records.insert_goal(turn.tx, turn.person_id, turn.week_start, {**goal, "carried_from_id": goal["id"]},
+                            turn.now)
+        answers.count += 1
         records.set_goal_status(turn.tx, goal["id"], GoalStatus.carried, turn.now)
     else:
         records.set_goal_status(turn.tx, goal["id"], GoalStatus.done if choice == "done" else GoalStatus.dropped,
@@ -67,68 +87,68 @@ def settle_carried(turn: Turn, choice: str) -> None:
 
 
 def after_carry(turn: Turn) -> str:
-    if turn.answers["carry"]:
+    if turn.answers.carry:
         return "carry_over"
-    return "goal" if turn.answers["count"] < MAX_GOALS else END
+    return "goal" if turn.answers.count < MAX_GOALS else END
 
 
 def draft_goal(turn: Turn, text: str) -> None:
     """Take the goal in the student's words and check it against SMART."""
     check = check_goal(turn.catalog.lexicon(turn.locale), text, turn.today, turn.locale)
-    turn.answers.update(text=text, refines=turn.answers.get("refines", 0),
-                        smart={"specific": check.specific, "measurable": check.measurable,
-                               "time_bound": check.time_bound},
-                        due_on=check.due_on.isoformat() if check.due_on else None)
+    answers = turn.answers
+    answers.text = text
+    answers.smart = {"specific": check.specific, "measurable": check.measurable, "time_bound": check.time_bound}
+    answers.due_on = check.due_on.isoformat() if check.due_on else None
 
 
 def smart_ok(turn: Turn) -> bool:
-    return all(turn.answers["smart"].values())
+    return all(turn.answers.smart.values())
 
 
 def refine(turn: Turn, answer: str) -> None:
     """Keep the goal as it is, or take the sharper version the student wrote."""
     if answer != "keep":
-        turn.answers["refines"] += 1
+        turn.answers.refines += 1
         draft_goal(turn, answer)
     else:
-        turn.answers["refines"] = MAX_REFINES
+        turn.answers.refines = MAX_REFINES
 
 
 def after_refine(turn: Turn) -> str:
-    return "category" if smart_ok(turn) or turn.answers["refines"] >= MAX_REFINES else "refine"
+    return "category" if smart_ok(turn) or turn.answers.refines >= MAX_REFINES else "refine"
 
 
 def set_due(turn: Turn, due: date) -> None:
-    turn.answers["due_on"] = due.isoformat()
+    turn.answers.due_on = due.isoformat()
 
 
 def if_then(turn: Turn, action: str) -> None:
     """Phrase the plan as an implementation intention: "If <obstacle>, then I will <action>"."""
     lexicon = turn.catalog.lexicon(turn.locale)
-    turn.answers["plan"] = turn.catalog.text("goals/if_then", turn.locale,
-                                             {"obstacle": lexicon.plan_action(turn.answers["obstacle"]),
-                                              "action": lexicon.plan_action(action)})
+    turn.answers.plan = turn.catalog.text("goals/if_then", turn.locale,
+                                          {"obstacle": lexicon.plan_action(turn.answers.obstacle),
+                                           "action": lexicon.plan_action(action)})
 
 
 def store_goal(turn: Turn, confidence: int) -> None:
     """The goal is complete: store it, and encourage a smaller step when confidence is low."""
-    records.insert_goal(turn.tx, turn.person_id, turn.week_start, turn.answers, turn.now)
-    turn.answers["count"] += 1
-    turn.say("goals/saved", goal=turn.answers["text"], plan=turn.answers["plan"], confidence=confidence,
-             count=turn.answers["count"], max=MAX_GOALS)
-    for key in ("text", "smart", "due_on", "category", "outcome", "obstacle", "plan", "refines"):
-        turn.answers.pop(key, None)
+    answers = turn.answers
+    records.insert_goal(turn.tx, turn.person_id, turn.week_start, plain_answers(answers), turn.now)
+    answers.count += 1
+    turn.say("goals/saved", goal=answers.text, plan=answers.plan, confidence=confidence, count=answers.count,
+             max=MAX_GOALS)
+    turn.sender.answers = GoalAnswers(count=answers.count, loops=answers.loops)  # ready for the next goal
 
 
 def another_goal(turn: Turn) -> str:
     """Another goal if the student asked for one and the week has room (also when the question was skipped)."""
-    wants = turn.answers.get("another") == "yes"
-    return "goal" if wants and turn.answers["count"] < MAX_GOALS else END
+    wants = turn.answers.another == "yes"
+    return "goal" if wants and turn.answers.count < MAX_GOALS else END
 
 
 def summarize_week(turn: Turn) -> None:
     """Close with this week's goals, so the student sees the whole plan."""
-    if turn.answers.get("full"):
+    if turn.answers.full:
         return  # the week was already full: the goals were just listed
     week_goals = records.of_week(turn.tx, turn.person_id, turn.week_start)
     if week_goals:
@@ -136,11 +156,12 @@ def summarize_week(turn: Turn) -> None:
 
 
 def goal_context(turn: Turn) -> dict:
-    return {"goal": turn.answers.get("text"), "n": turn.answers["count"] + 1, "obstacle": turn.answers.get("obstacle")}
+    return {"goal": turn.answers.text, "n": turn.answers.count + 1, "obstacle": turn.answers.obstacle}
 
 
 GOALS_FLOW = Flow(
     "goals",
+    answers=GoalAnswers,
     begin=begin_goals,
     starts=("carry_over", "goal", END),
     steps=(
@@ -151,13 +172,13 @@ GOALS_FLOW = Flow(
         Step("goal", ask="goals/ask_goal", context=goal_context, expect=Text(max_length=300),
              effect=draft_goal, then="refine"),
         Step("refine", ask="goals/smart_feedback", skip=smart_ok,
-             context=lambda turn: {"goal": turn.answers["text"], **turn.answers["smart"]},
+             context=lambda turn: {"goal": turn.answers.text, **turn.answers.smart},
              expect=Choice(("keep",), labels={"keep": "goal.keep"}, or_text=Text(max_length=300)),
              effect=refine, then=after_refine, branches=("refine", "category")),
         Step("category", ask="goals/ask_category", context=goal_context,
              expect=Choice(CATEGORIES, labels={c: f"category.{c}" for c in CATEGORIES}), save="category",
              then="due"),
-        Step("due", ask="goals/ask_due", skip=lambda turn: bool(turn.answers.get("due_on")),
+        Step("due", ask="goals/ask_due", skip=lambda turn: bool(turn.answers.due_on),
              expect=Day(), effect=set_due, then="outcome"),
         Step("outcome", ask="goals/ask_outcome", context=goal_context, expect=Text(), save="outcome",
              then="obstacle"),
@@ -166,7 +187,7 @@ GOALS_FLOW = Flow(
              then="confidence"),
         Step("confidence", ask="goals/ask_confidence", expect=Number(1, 5), save="confidence",
              effect=store_goal, then="another"),
-        Step("another", ask="goals/ask_another", skip=lambda turn: turn.answers["count"] >= MAX_GOALS,
+        Step("another", ask="goals/ask_another", skip=lambda turn: turn.answers.count >= MAX_GOALS,
              expect=Choice(("yes", "no")), save="another",
              then=another_goal, branches=("goal", END)),
     ),

@@ -6,12 +6,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from core.domain import records
 from core.domain.messages import Button
 from core.domain.models import PersonStatus
-from core.engine.flow import END, Choice, Flow, Step, Turn
+from core.engine.flow import END, Answers, Choice, Flow, Step, Turn
 from core.engine.registry import Feature
 from core.features.profile import checkin_step, language_step, text_step, timezone_step
+
+
+@dataclass
+class Consent(Answers):
+    consent: str | None = None  # agree or decline
 
 
 def record_consent(turn: Turn, choice: str) -> None:
@@ -25,17 +32,18 @@ def record_consent(turn: Turn, choice: str) -> None:
 
 def welcome_done(turn: Turn) -> None:
     """Close onboarding by offering the first weekly goals."""
-    if turn.answers.get("consent") == "agree":
+    if turn.answers.consent == "agree":
         turn.say("onboarding/done", name=turn.sender.given_name,
                  buttons=(Button("menu.goals", "/goals"), Button("menu.later", "/help")))
 
 
 ONBOARDING_FLOW = Flow(
     "onboarding",
+    answers=Consent,
     steps=(
         Step("consent", ask="onboarding/consent", expect=Choice(("agree", "decline")), save="consent",
-             effect=record_consent, then=lambda turn: "language" if turn.answers["consent"] == "agree" else END,
-             branches=("language", END)),
+             effect=record_consent, then=lambda turn: "language" if turn.answers.consent == "agree" else END,
+             branches={"language": "agree", END: "decline"}),
         language_step(then="timezone"),
         timezone_step(then="strengths"),
         text_step("strengths", then="needs"),

@@ -7,11 +7,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from core.domain import dates, records
 from core.domain.store import Tx
-from core.engine.flow import END, Choice, Flow, Step, Text, TimeOfDay, TimeZone, Turn
+from core.engine.flow import END, Answers, Choice, Flow, Step, Text, TimeOfDay, TimeZone, Turn
 from core.engine.registry import EVERYONE, Command, Feature, Form
 from core.render.templates import LOCALES
 
@@ -71,12 +72,18 @@ def show_profile(turn: Turn) -> dict:
             "timezone": turn.sender.timezone or turn.sender.school_timezone}
 
 
+@dataclass
+class ProfilePart(Answers):
+    part: str | None = None  # the part of the profile the student chose to change
+
+
 PROFILE_FLOW = Flow(
     "profile",
+    answers=ProfilePart,
     steps=(
         Step("show", ask="profile/show", context=show_profile,
              expect=Choice((*PROFILE_PARTS, "done"), labels={part: f"profile.{part}" for part in PROFILE_PARTS}),
-             save="part", then=lambda turn: END if turn.answers["part"] == "done" else turn.answers["part"],
+             save="part", then=lambda turn: END if turn.answers.part == "done" else turn.answers.part,
              branches=(*PROFILE_PARTS, END)),
         *(text_step(field, then="show") for field in TEXT_FIELDS),
         checkin_step(then="show"),

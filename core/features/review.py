@@ -1,39 +1,49 @@
 """The end-of-week review (Friday by default): per goal done / partly / not yet and what helped
 or got in the way, then a one-line reflection and the streak.
 
-    status ─► notes ─► (the next goal's status) … ─► reflection ─► end
+    for each open goal of the week: status ─► notes ─┐   then: reflection ─► end
+                                      ▲──────────────┘
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from core.domain import records
 from core.domain.messages import Button
 from core.domain.models import GoalStatus
 from core.domain.settings import Key, Weekday
-from core.engine.flow import END, Choice, Flow, Step, Text, Turn
+from core.engine.flow import END, NEXT, Answers, Choice, Each, Flow, Step, Text, Turn
 from core.engine.registry import Command, Feature, Trigger
 
 STATUSES = ("done", "partly", "not_yet")
 
 
+@dataclass
+class ReviewAnswers(Answers):
+    status: str | None = None  # the goal under review: done, partly or not yet
+
+
+def goals_to_review(turn: Turn) -> list[dict]:
+    """This week's goals still open, one by one."""
+    return [{"id": g["id"], "text": g["text"]} for g in records.of_week(turn.tx, turn.person_id, turn.week_start)
+            if g["status"] == GoalStatus.open]
+
+
 def begin_review(turn: Turn) -> str:
-    """Line up this week's goals, one by one."""
-    week_goals = [g for g in records.of_week(turn.tx, turn.person_id, turn.week_start)
-                  if g["status"] == GoalStatus.open]
-    turn.answers["review"] = [{"id": g["id"], "text": g["text"]} for g in week_goals]
-    if not week_goals:
-        turn.say("review/nothing", buttons=(Button("menu.goals", "/goals"),))
-        return END
-    return "status"
+    """With nothing to review, say so and offer to set goals."""
+    if goals_to_review(turn):
+        return "goals"
+    turn.say("review/nothing", buttons=(Button("menu.goals", "/goals"),))
+    return END
 
 
 def reviewed_goal(turn: Turn) -> dict:
-    return {"goal": turn.answers["review"][0]["text"], "status": turn.answers.get("status")}
+    return {"goal": turn.item["text"], "status": turn.answers.status}
 
 
 def store_review(turn: Turn, notes: str) -> None:
-    goal = turn.answers["review"].pop(0)
-    records.insert_review(turn.tx, turn.person_id, goal["id"], turn.answers["status"], notes, turn.now)
+    records.insert_review(turn.tx, turn.person_id, turn.item["id"], turn.answers.status, notes, turn.now)
 
 
 def store_reflection(turn: Turn, text: str) -> None:
@@ -41,17 +51,25 @@ def store_reflection(turn: Turn, text: str) -> None:
     turn.say("review/done", streak=records.review_streak(turn.tx, turn.person_id, turn.week_start))
 
 
+def goal_under_review(turn: Turn) -> dict | None:
+    """A photo or file sent during the review is evidence of the goal being reviewed."""
+    return turn.item if turn.sender.state in ("status", "notes") else None
+
+
 REVIEW_FLOW = Flow(
     "review",
+    answers=ReviewAnswers,
     begin=begin_review,
-    starts=("status", END),
-    evidence_for=lambda turn: turn.answers["review"][0] if turn.answers.get("review") else None,
+    starts=("goals", END),
+    evidence_for=goal_under_review,
     steps=(
-        Step("status", ask="review/ask_status", context=reviewed_goal,
-             expect=Choice(STATUSES, labels={status: f"review.{status}" for status in STATUSES}),
-             save="status", then="notes"),
-        Step("notes", ask="review/ask_notes", context=reviewed_goal, expect=Text(), effect=store_review,
-             then=lambda turn: "status" if turn.answers["review"] else "reflection", branches=("status", "reflection")),
+        Each("goals", over=goals_to_review, then="reflection", steps=(
+            Step("status", ask="review/ask_status", context=reviewed_goal,
+                 expect=Choice(STATUSES, labels={status: f"review.{status}" for status in STATUSES}),
+                 save="status", then="notes"),
+            Step("notes", ask="review/ask_notes", context=reviewed_goal, expect=Text(), effect=store_review,
+                 then=NEXT),
+        )),
         Step("reflection", ask="review/ask_reflection", expect=Text(), effect=store_reflection),
     ),
 )

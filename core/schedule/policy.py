@@ -1,12 +1,21 @@
 """Nudges at the right moment (SPEC §4): what is due comes from the database, never from memory.
 
-    plan_week ─► nudge rows (planned, or skipped with the reason) for every student, set-based
+A nudge is (person, trigger, due time). A trigger (`core.engine.registry.Trigger`) falls due
+weekly (the school's weekday for it), after a calendar event (the first school day after a
+grading period ends), at each person's chosen weekday and time (an adviser's digest), or on
+demand; and it declares which parts of the policy bind it (time zone, quiet hours, holidays,
+pauses, the weekly cap, grace, the follow-up): every check below asks the trigger, never its name.
+
+    plan_week ─► nudge rows (planned, or skipped with the reason) for every person, set-based
+    on_demand ─► nudge rows due now for the people asked for
     sweep     ─► stale past the grace window? skipped · claim due rows · open the flow through
                  the conversation engine (or queue a plain nudge) · mark sent
               ─► follow-ups: answered since? done · else one follow-up · still silent? a flag
 
-The policy is pure functions of a school's rules, its calendar, the student's time zone and
-preferred time (`week_slots`, `place`, `followup_due`), so it can be tested with any clock.
+The policy is pure functions of a school's rules, its calendar, the person's time zone and
+preferred (or chosen) time (`week_slots`, `place`, `followup_due`), so it can be tested with any
+clock; `plan_week` (`companion schedule plan`) and `outlook` (`companion schedule show`) both plan
+with `week_slots`.
 Exactly once: a claimed nudge opens its flow with the event id `nudge:<id>`, which the engine
 handles once; a worker that dies after claiming leaves rows that another worker takes over when
 the claim lease runs out, and the event id makes that retry change nothing.
@@ -16,11 +25,11 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, timezone
 from enum import StrEnum
 from functools import cache
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Engine as SQLEngine, Index, UniqueConstraint, text
@@ -31,7 +40,7 @@ from core.domain.messages import Button, Inbound, Outbound
 from core.domain.models import DEFAULT_LOCALE, DEFAULT_TIMEZONE, CalendarKind, PersonStatus, Role, utcnow
 from core.domain.settings import Clock, Duration, Key, Number
 from core.domain.store import Store, Tx, as_moment
-from core.engine.registry import Registry, Trigger
+from core.engine.registry import ALL_PARTS, Part, Registry, Trigger, When
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.base import BaseScheduler
@@ -43,6 +52,9 @@ DEFAULT_CHECKIN_TIME = "15:30"
 CLAIM_LEASE = timedelta(minutes=5)  # a claim older than this belongs to a worker that died
 EVENING_MARGIN = timedelta(minutes=30)  # a nudge moved out of the night still leaves time to answer
 WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+FOREVER = datetime(9999, 12, 31, tzinfo=timezone.utc)  # the expiry of a nudge no grace window binds
+SCHOOL_DAY_SEARCH = 60  # how far past a calendar event's end to look for a school day
+ROSTER_SOURCE = "roster"  # calendar rows from the roster's academic sessions (core.school.sessions)
 
 
 class NudgeStatus(StrEnum):
@@ -68,10 +80,10 @@ SETTINGS = (
 
 
 class Nudge(SQLModel, table=True):
-    """One planned message to one student in one week; its status is the source of truth."""
+    """One message the bot starts with one person; its status is the source of truth."""
 
     __table_args__ = (
-        UniqueConstraint("person_id", "kind", "week_start"),
+        UniqueConstraint("person_id", "kind", "occasion"),
         Index("ix_nudge_status_due_at", "status", "due_at"),
         # Only sent nudges still waiting for an answer have one: a partial index stays small.
         Index("ix_nudge_followup_due_at", "followup_due_at", sqlite_where=text("followup_due_at IS NOT NULL"),
@@ -80,7 +92,9 @@ class Nudge(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     person_id: int = Field(foreign_key="person.id")
     kind: str
-    week_start: date
+    # Which time of its trigger this is: the Monday of its week (weekly, chosen), the last day of the
+    # calendar event it follows, the day it was asked for (on demand). Planning again updates the row.
+    occasion: date
     due_at: datetime
     expires_at: datetime  # due_at + the school's grace window: later than this it is skipped
     status: str = NudgeStatus.planned
@@ -92,6 +106,15 @@ class Nudge(SQLModel, table=True):
     followed_up_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
 
+
+class ChosenTime(SQLModel, table=True):
+    """A person's own weekday and time for a `chosen` trigger (an adviser's digest); without a row, the school's."""
+
+    person_id: int = Field(foreign_key="person.id", primary_key=True)
+    kind: str = Field(primary_key=True)
+    weekday: int | None = None  # 0 = Monday … 6 = Sunday; None: the person turned this nudge off
+    at: str | None = None  # "HH:MM"; None: the school's default time
+    updated_at: datetime = Field(default_factory=utcnow)
 
 
 class Flag(SQLModel, table=True):
@@ -111,7 +134,7 @@ class Flag(SQLModel, table=True):
 
 @dataclass(frozen=True)
 class Rules:
-    """A school's schedule: its triggers in priority order, the weekday of each, and the policy settings."""
+    """A school's schedule: its triggers in priority order, the weekday (and default time) of each, the settings."""
 
     triggers: tuple[Trigger, ...] = ()
     days: Mapping[str, int | None] = field(default_factory=dict)
@@ -123,18 +146,37 @@ class Rules:
     weekly_cap: int = 3
     followup: timedelta = timedelta(hours=24)
     grace: timedelta = timedelta(hours=6)
+    times: Mapping[str, time] = field(default_factory=dict)  # a chosen trigger's default time of day
 
     @classmethod
     def of(cls, triggers: Iterable[Trigger], values: Mapping[str, Any], timezone: str) -> "Rules":
         """A school's rules from its settings (`values`: every key, defaults included)."""
         triggers = tuple(triggers)
-        return cls(triggers, {t.kind: values[t.day] for t in triggers}, timezone, values["quiet_hours.start"],
+        return cls(triggers, {t.kind: values[t.day] for t in triggers if t.day}, timezone, values["quiet_hours.start"],
                    values["quiet_hours.end"], values["class_time.start"], values["class_time.end"],
-                   values["nudges.weekly_cap"], values["nudges.followup_after"], values["nudges.grace"])
+                   values["nudges.weekly_cap"], values["nudges.followup_after"], values["nudges.grace"],
+                   {t.kind: values[t.at] for t in triggers if t.at})
 
     def day_of(self, kind: str) -> int | None:
-        """The weekday (0 = Monday) the school sends `kind` on, or None when it does not."""
+        """The weekday (0 = Monday) the school sends `kind` on (a chosen trigger: by default), or None: off."""
         return self.days.get(kind)
+
+    def trigger(self, kind: str) -> Trigger | None:
+        """The trigger of `kind`; None for a kind no installed feature declares (any more)."""
+        return next((trigger for trigger in self.triggers if trigger.kind == kind), None)
+
+    def parts_of(self, kind: str) -> frozenset[str]:
+        """The policy parts that bind `kind` (all of them for a kind no feature declares)."""
+        trigger = self.trigger(kind)
+        return trigger.parts if trigger else ALL_PARTS
+
+    def capped_kinds(self) -> list[str]:
+        """The kinds that count against the weekly cap."""
+        return [trigger.kind for trigger in self.triggers if trigger.takes(Part.cap)]
+
+    def school_zone(self) -> ZoneInfo:
+        """The school's time zone: a trigger that leaves out the person's goes by it."""
+        return zone_of(None, self.timezone)
 
 
 @dataclass(frozen=True)
@@ -171,17 +213,33 @@ class SchoolCalendar:
             return "outside term"
         return None
 
+    def of_kind(self, kind: str) -> list[DayMark]:
+        """Every event of `kind`, in the order they start."""
+        return [mark for mark in self.marks if mark.kind == kind]
+
+
+NO_DAYS_OFF = SchoolCalendar()  # what a trigger that leaves out holidays sees of the calendar
+
 
 @dataclass(frozen=True)
 class Slot:
-    """When one nudge goes in one week, or why it does not."""
+    """When one nudge goes, or why it does not."""
 
     kind: str
-    day: date  # the student's local day
+    day: date  # the person's local day
     local_time: time
     due_at: datetime  # UTC
     status: str
     reason: str | None = None
+    occasion: date | None = None  # which time of its trigger this is (see Nudge.occasion)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A person's own weekday and time for a `chosen` trigger (a ChosenTime row)."""
+
+    weekday: int | None  # None: the person turned it off
+    at: time | None = None  # None: the school's default time
 
 
 @cache  # a sweep reads the same few values thousands of times
@@ -193,6 +251,14 @@ def parse_clock(value: str | time | None, default: str = DEFAULT_CHECKIN_TIME) -
         return time.fromisoformat(value or default)
     except ValueError:
         return time.fromisoformat(default)
+
+
+def _clock_or_none(value: str | None) -> time | None:
+    """A "HH:MM" column as a time, or None when it is empty or malformed."""
+    try:
+        return time.fromisoformat(value) if value else None
+    except ValueError:
+        return None
 
 
 @cache
@@ -278,48 +344,116 @@ def _school_day(calendar: SchoolCalendar, week_start: date, offset: int, shift: 
     return None, off
 
 
-def week_slots(rules: Rules, calendar: SchoolCalendar, zone: ZoneInfo, preferred: time, week_start: date) -> list[Slot]:
-    """Every nudge of one week for a student in `zone` who prefers `preferred`, with its reasons."""
+def _school_day_after(days_off: SchoolCalendar, end: date) -> tuple[date | None, str | None]:
+    """The first school day (a weekday, not a day off) after `end`, and the day off passed over on the way, if any."""
+    day, passed = end + timedelta(days=1), None
+    for _ in range(SCHOOL_DAY_SEARCH):
+        if day.weekday() < 5:
+            off = days_off.day_off(day)
+            if off is None:
+                return day, passed
+            passed = passed or off
+        day += timedelta(days=1)
+    return None, passed
+
+
+def _weekday_and_time(rules: Rules, trigger: Trigger, preferred: time,
+                      chosen: Mapping[str, Choice]) -> tuple[int | None, time]:
+    """The weekday (None: off) and local time of a weekly or chosen trigger for one person."""
+    if trigger.when != When.chosen:
+        return rules.day_of(trigger.kind), preferred
+    default_time = rules.times.get(trigger.kind, preferred)
+    choice = chosen.get(trigger.kind)
+    if choice is None:
+        return rules.day_of(trigger.kind), default_time
+    return choice.weekday, choice.at or default_time
+
+
+def _timed(rules: Rules, calendar: SchoolCalendar, trigger: Trigger, zone: ZoneInfo, day: date, moment: time,
+           occasion: date, day_reason: str | None) -> Slot:
+    """A nudge on a school day: out of quiet hours (if they bind it), in UTC, skipped in an exam week if asked."""
+    exam = calendar.first(CalendarKind.exam_week, day) if trigger.quiet_in_exams else None
+    placed, time_reason = place(rules, day, moment) if trigger.takes(Part.quiet_hours) else (moment, None)
+    due_at, dst_reason = to_utc(zone, day, placed)
+    if exam:
+        return Slot(trigger.kind, day, placed, due_at, NudgeStatus.skipped, f"exam week ({exam.title})", occasion)
+    reason = "; ".join(part for part in (day_reason, time_reason, dst_reason) if part) or None
+    return Slot(trigger.kind, day, placed, due_at, NudgeStatus.planned, reason, occasion)
+
+
+def week_slots(rules: Rules, calendar: SchoolCalendar, zone: ZoneInfo, preferred: time, week_start: date,
+               role: str = Role.student, chosen: Mapping[str, Choice] | None = None) -> list[Slot]:
+    """Every nudge of one week for a person of `role` in `zone` who prefers `preferred`, with its reasons.
+
+    The one planner: `plan_week` calls it once for each group of people who share a school, a
+    zone, a preferred time and their chosen times; `outlook` once for each week it shows. Weekly
+    triggers go on the school's day, chosen ones on the person's (`chosen`: their ChosenTime
+    rows by kind), calendar ones on the first school day after their event ends; on-demand
+    triggers are never planned. Each trigger takes only the policy parts it declares.
+    """
+    chosen = chosen or {}
     slots = []
     for trigger in rules.triggers:
-        kind, offset = trigger.kind, rules.day_of(trigger.kind)
+        if role not in trigger.roles or trigger.when == When.on_demand:
+            continue
+        here = zone if trigger.takes(Part.timezone) else rules.school_zone()
+        days_off = calendar if trigger.takes(Part.holidays) else NO_DAYS_OFF
+        if trigger.when == When.calendar:
+            for mark in calendar.of_kind(trigger.after):
+                day, passed = _school_day_after(days_off, mark.ends_on)
+                if day is None or not week_start <= day < week_start + timedelta(weeks=1):
+                    continue
+                why = f"after {mark.title} (ended {mark.ends_on:%a %d %b})"
+                if passed:
+                    why += f", on the first school day after {passed}"
+                slots.append(_timed(rules, calendar, trigger, here, day, preferred, mark.ends_on, why))
+            continue
+        offset, moment = _weekday_and_time(rules, trigger, preferred, chosen)
         if offset is None:
             continue
-        day, day_reason = _school_day(calendar, week_start, offset, trigger.holiday_shift)
+        day, day_reason = _school_day(days_off, week_start, offset, trigger.holiday_shift)
         if day is None:
             fallback = week_start + timedelta(days=offset)
-            slots.append(Slot(kind, fallback, preferred, to_utc(zone, fallback, preferred)[0],
-                              NudgeStatus.skipped, day_reason))
+            slots.append(Slot(trigger.kind, fallback, moment, to_utc(here, fallback, moment)[0], NudgeStatus.skipped,
+                              day_reason, week_start))
             continue
-        exam = calendar.first(CalendarKind.exam_week, day)
-        moment, time_reason = place(rules, day, preferred)
-        due_at, dst_reason = to_utc(zone, day, moment)
-        if trigger.quiet_in_exams and exam:
-            slots.append(Slot(kind, day, moment, due_at, NudgeStatus.skipped, f"exam week ({exam.title})"))
-            continue
-        reason = "; ".join(part for part in (day_reason, time_reason, dst_reason) if part) or None
-        slots.append(Slot(kind, day, moment, due_at, NudgeStatus.planned, reason))
-    return _apply_cap(rules.weekly_cap, slots)
+        slots.append(_timed(rules, calendar, trigger, here, day, moment, week_start, day_reason))
+    return _apply_cap(rules, slots)
 
 
-def _apply_cap(cap: int, slots: list[Slot]) -> list[Slot]:
-    """Skip the planned nudges beyond the weekly cap, lowest priority first (slots come in priority order)."""
+def _apply_cap(rules: Rules, slots: list[Slot]) -> list[Slot]:
+    """Skip the planned nudges beyond the weekly cap, lowest priority first (slots come in priority order).
+
+    Only triggers bound by the cap count against it and are dropped by it.
+    """
     kept, capped = 0, []
     for slot in slots:
-        if slot.status == NudgeStatus.planned:
+        if slot.status == NudgeStatus.planned and Part.cap in rules.parts_of(slot.kind):
             kept += 1
-            if kept > cap:
-                slot = Slot(slot.kind, slot.day, slot.local_time, slot.due_at, NudgeStatus.skipped,
-                            f"weekly cap of {cap} nudges")
+            if kept > rules.weekly_cap:
+                slot = replace(slot, status=NudgeStatus.skipped, reason=f"weekly cap of {rules.weekly_cap} nudges")
         capped.append(slot)
     return sorted(capped, key=lambda slot: slot.due_at)
 
 
+def absent_reason(trigger: Trigger, chosen: Mapping[str, Choice] | None = None) -> str:
+    """Why a trigger has no nudge at all in the weeks looked at (for `companion schedule show`)."""
+    if trigger.when == When.on_demand:
+        return "on demand: only when asked for"
+    if trigger.when == When.calendar:
+        return f"after each {trigger.after.replace('_', ' ')}: none ends in time for these weeks"
+    choice = (chosen or {}).get(trigger.kind)
+    if choice is not None and choice.weekday is None:
+        return "turned off by the person"
+    return f"off ({trigger.day} is off)"
+
+
 def personal_reason(status: str | None, paused_until: date | None, day: date,
                     linked: bool = True, consented: bool = True) -> str | None:
-    """Why this student gets no nudge on their local `day`, or None.
+    """Why this person gets no nudge on their local `day`, or None.
 
     `plan_week` applies the first two conditions in SQL (PLAN_PERSONAL_*): keep the two in step.
+    Pass no `paused_until` for a trigger that pauses do not bind.
     """
     if status and status != PersonStatus.active:
         return status
@@ -333,12 +467,17 @@ def personal_reason(status: str | None, paused_until: date | None, day: date,
 
 
 def next_school_moment(rules: Rules, calendar: SchoolCalendar, zone: ZoneInfo, preferred: time,
-                       earliest: datetime) -> datetime:
-    """The first school day's nudge time for this student (out of class and quiet hours) at or after `earliest`."""
+                       earliest: datetime, parts: frozenset[str] = ALL_PARTS) -> datetime:
+    """The first school day's nudge time for this person at or after `earliest`.
+
+    A school day is a weekday, and not a day off when holidays bind (`parts`); the time is moved
+    out of class and quiet hours when they bind.
+    """
     day = earliest.astimezone(zone).date()
     for _ in range(21):  # three weeks covers any school break short of summer
-        if day.weekday() < 5 and calendar.day_off(day) is None:
-            due_at = to_utc(zone, day, place(rules, day, preferred)[0])[0]
+        if day.weekday() < 5 and (Part.holidays not in parts or calendar.day_off(day) is None):
+            moment = place(rules, day, preferred)[0] if Part.quiet_hours in parts else preferred
+            due_at = to_utc(zone, day, moment)[0]
             if due_at >= earliest:
                 return due_at
         day += timedelta(days=1)
@@ -346,9 +485,37 @@ def next_school_moment(rules: Rules, calendar: SchoolCalendar, zone: ZoneInfo, p
 
 
 def followup_due(rules: Rules, calendar: SchoolCalendar, zone: ZoneInfo, preferred: time,
-                 sent_at: datetime) -> datetime:
-    """When to follow up: the first school day at the student's time, `followup` after the nudge."""
-    return next_school_moment(rules, calendar, zone, preferred, sent_at + rules.followup)
+                 sent_at: datetime, parts: frozenset[str] = ALL_PARTS) -> datetime:
+    """When to follow up: the first school day at the person's time, `followup` after the nudge."""
+    return next_school_moment(rules, calendar, zone, preferred, sent_at + rules.followup, parts)
+
+
+def demand_slot(rules: Rules, calendar: SchoolCalendar, trigger: Trigger, zone: ZoneInfo, preferred: time,
+                now: datetime, used: Mapping[date, int] | None = None) -> Slot:
+    """An on-demand nudge asked for at `now`: due now, or at the person's next school moment when now is a
+    day off or off hours (if those parts bind it); skipped when the cap binds it and its week is full
+    (`used`: nudges counted against the cap, by week start). Its occasion is the day it was asked for."""
+    here = zone if trigger.takes(Part.timezone) else rules.school_zone()
+    asked = now.astimezone(here)
+    blocked = calendar.day_off(asked.date()) if trigger.takes(Part.holidays) else None
+    if blocked is None and trigger.takes(Part.quiet_hours):
+        blocked = off_hours(rules, asked.date(), asked.time())
+    due_at, reason = now, None
+    if blocked:
+        due_at = next_school_moment(rules, calendar, here, preferred, now, trigger.parts)
+        reason = f"asked for {asked:%a %H:%M}, in {blocked}: moved to {due_at.astimezone(here):%a %d %b %H:%M}"
+    local = due_at.astimezone(here)
+    slot = Slot(trigger.kind, local.date(), local.time(), due_at, NudgeStatus.planned, reason, asked.date())
+    if trigger.takes(Part.cap) and (used or {}).get(dates.week_start(local.date()), 0) >= rules.weekly_cap:
+        slot = replace(slot, status=NudgeStatus.skipped, reason=f"weekly cap of {rules.weekly_cap} nudges")
+    return slot
+
+
+def expiry(rules: Rules, trigger: Trigger | None, due_at: datetime) -> datetime:
+    """When a nudge missed since `due_at` is skipped as stale: after the grace window; never if grace does not bind."""
+    if trigger is not None and not trigger.takes(Part.grace):
+        return FOREVER
+    return due_at + rules.grace
 
 
 # -- reading rules and calendars -------------------------------------------------------------------
@@ -361,12 +528,22 @@ def load_rules(tx: Tx, registry: Registry) -> dict[int, Rules]:
 
 
 def load_calendars(tx: Tx) -> dict[int, SchoolCalendar]:
-    """Every school's calendar, by school id (a school without events has an empty one)."""
-    marks: dict[int, list[DayMark]] = {}
-    for school_id, kind, title, starts_on, ends_on in tx.all(
-            "SELECT school_id, kind, title, starts_on, ends_on FROM calendarevent ORDER BY starts_on, id"):
-        marks.setdefault(school_id, []).append(DayMark(kind, title, tx.as_date(starts_on), tx.as_date(ends_on)))
-    return {school_id: SchoolCalendar(tuple(found)) for school_id, found in marks.items()}
+    """Every school's calendar, by school id (a school without events has an empty one).
+
+    The roster's academic sessions say a school's terms and grading periods exactly: where they
+    give a kind, the calendars' rows of that kind are left out (their closures and the rest stay).
+    """
+    marks: dict[int, list[tuple[str, DayMark]]] = {}
+    for school_id, kind, title, starts_on, ends_on, source in tx.all(
+            "SELECT school_id, kind, title, starts_on, ends_on, source FROM calendarevent ORDER BY starts_on, id"):
+        marks.setdefault(school_id, []).append(
+            (source, DayMark(kind, title, tx.as_date(starts_on), tx.as_date(ends_on))))
+    calendars = {}
+    for school_id, found in marks.items():
+        from_roster = {mark.kind for source, mark in found if source == ROSTER_SOURCE}
+        calendars[school_id] = SchoolCalendar(tuple(
+            mark for source, mark in found if source == ROSTER_SOURCE or mark.kind not in from_roster))
+    return calendars
 
 
 def _store(database: SQLEngine | Store) -> Store:
@@ -377,60 +554,183 @@ def _store(database: SQLEngine | Store) -> Store:
 
 # -- planning a week -------------------------------------------------------------------------------
 
-# Every student with the keys plan_week groups them by: school, time zone and preferred time.
-STUDENTS = ("SELECT p.id, p.school_id, p.status, p.paused_until, COALESCE(p.timezone, s.timezone) AS zone, "
-            "COALESCE(lp.checkin_time, ?) AS preferred FROM person p JOIN school s ON s.id = p.school_id "
-            "LEFT JOIN learnerprofile lp ON lp.person_id = p.id WHERE p.role = 'student'")
-STUDENT_KEYS = f"SELECT DISTINCT school_id, zone, preferred FROM ({STUDENTS}) keys"
+
+@dataclass(frozen=True)
+class Audience:
+    """People planned together: roles that take the same planned triggers, and the chosen triggers among them."""
+
+    roles: tuple[str, ...]
+    chosen: tuple[str, ...] = ()  # the kinds of their chosen-time triggers: each person's times join their group key
+
+
+def audiences(triggers: Iterable[Trigger]) -> list[Audience]:
+    """The roles `plan_week` plans together (students; the adults, when a trigger is for them)."""
+    planned = [trigger for trigger in triggers if trigger.when != When.on_demand]
+    grouped: dict[tuple[str, ...], list[str]] = {}
+    for role in Role:
+        kinds = tuple(trigger.kind for trigger in planned if role in trigger.roles)
+        if kinds:
+            grouped.setdefault(kinds, []).append(role.value)
+    return [Audience(tuple(roles), tuple(t.kind for t in planned if t.kind in kinds and t.when == When.chosen))
+            for kinds, roles in grouped.items()]
+
+
+# Every person with the keys plan_week groups them by: school, time zone, preferred time and chosen times.
+PEOPLE = ("SELECT p.id, p.school_id, p.status, p.paused_until, COALESCE(p.timezone, s.timezone) AS zone, "
+          "COALESCE(lp.checkin_time, ?) AS preferred{chosen} FROM person p JOIN school s ON s.id = p.school_id "
+          "LEFT JOIN learnerprofile lp ON lp.person_id = p.id{joins} WHERE {roles}")
+# One person's choice for one chosen trigger as text: '' (none: the school's default), 'off@', or '2@16:00'.
+CHOICE = ("CASE WHEN c{n}.person_id IS NULL THEN '' ELSE COALESCE(CAST(c{n}.weekday AS TEXT), 'off') || '@' || "
+          "COALESCE(c{n}.at, '') END")
 PLAN_PERSONAL_STATUS = ("CASE WHEN st.status <> 'active' THEN 'skipped' "
-                        "WHEN st.paused_until > t.local_day THEN 'skipped' ELSE t.status END")
+                        "WHEN t.pausable AND st.paused_until > t.local_day THEN 'skipped' ELSE t.status END")
 PLAN_PERSONAL_REASON = ("CASE WHEN st.status <> 'active' THEN st.status "
-                        "WHEN st.paused_until > t.local_day THEN 'paused until ' || st.paused_until ELSE t.reason END")
+                        "WHEN t.pausable AND st.paused_until > t.local_day THEN 'paused until ' || st.paused_until "
+                        "ELSE t.reason END")
 PLAN_INSERT = f"""
-INSERT INTO nudge (person_id, kind, week_start, due_at, expires_at, status, reason, created_at)
-SELECT st.id, t.kind, ?, t.due_at, t.expires_at, {PLAN_PERSONAL_STATUS}, {PLAN_PERSONAL_REASON}, ?
-FROM ({STUDENTS}) st
-JOIN plan_slot t ON t.school_id = st.school_id AND t.zone = st.zone AND t.preferred = st.preferred
+INSERT INTO nudge (person_id, kind, occasion, due_at, expires_at, status, reason, created_at)
+SELECT st.id, t.kind, t.occasion, t.due_at, t.expires_at, {PLAN_PERSONAL_STATUS}, {PLAN_PERSONAL_REASON}, ?
+FROM ({{people}}) st
+JOIN plan_slot t ON t.school_id = st.school_id AND t.zone = st.zone AND t.preferred = st.preferred{{chosen}}
 WHERE TRUE -- without a WHERE, SQLite would read ON CONFLICT as part of the join
 ORDER BY t.due_at
-ON CONFLICT (person_id, kind, week_start) DO UPDATE
+ON CONFLICT (person_id, kind, occasion) DO UPDATE
 SET due_at = excluded.due_at, expires_at = excluded.expires_at, status = excluded.status, reason = excluded.reason
 WHERE nudge.status IN ('planned', 'skipped') AND nudge.claimed_at IS NULL
   AND (nudge.due_at <> excluded.due_at OR nudge.status <> excluded.status)"""
 
 
-def plan_week(database: SQLEngine | Store, registry: Registry, week_start: date, now: datetime) -> int:
-    """Plan (or re-plan) every student's nudges for the week starting on Monday `week_start`.
+def people_query(audience: Audience) -> tuple[str, list]:
+    """The audience's people with their group keys (`chosen` when they have chosen triggers), and the parameters."""
+    roles = ", ".join(f"'{Role(role).value}'" for role in audience.roles)  # roles are the Role enum's, never input
+    where = f"p.role = {roles}" if len(audience.roles) == 1 else f"p.role IN ({roles})"
+    where += " AND p.left_on IS NULL"  # who left the school (the roster says so) is nudged no more
+    joins = "".join(f" LEFT JOIN chosentime c{n} ON c{n}.person_id = p.id AND c{n}.kind = ?"
+                    for n in range(len(audience.chosen)))
+    chosen = " || '|' || ".join(CHOICE.format(n=n) for n in range(len(audience.chosen)))
+    return (PEOPLE.format(chosen=f", {chosen} AS chosen" if chosen else "", joins=joins, roles=where),
+            [DEFAULT_CHECKIN_TIME, *audience.chosen])
 
-    Students who share a school, time zone and preferred time share a schedule: it is computed
-    once per group in Python, and one INSERT … SELECT writes the rows for all of them, in the
-    order they fall due, so each sweep's claims touch neighbouring pages. Rows already claimed
-    or sent, and rows whose time and status did not change, are left alone. Returns the number
-    of rows written.
+
+def _choices(kinds: tuple[str, ...], key: str) -> dict[str, Choice]:
+    """A group's chosen times, from the text `people_query` gives them (see CHOICE)."""
+    found = {}
+    for kind, text in zip(kinds, key.split("|")):
+        if text:
+            day, _, at = text.partition("@")
+            found[kind] = Choice(None if day == "off" else int(day) % 7, _clock_or_none(at))
+    return found
+
+
+def plan_week(database: SQLEngine | Store, registry: Registry, week_start: date, now: datetime) -> int:
+    """Plan (or re-plan) everyone's nudges for the week starting on Monday `week_start`.
+
+    People who share a school, time zone, preferred time and chosen times share a schedule: it
+    is computed once per group in Python (`week_slots`), and one INSERT … SELECT per audience
+    (students; adults when a trigger is for them) writes the rows for all of them, in the order
+    they fall due, so each sweep's claims touch neighbouring pages. Rows already claimed or sent,
+    and rows whose time and status did not change, are left alone. Returns the number of rows
+    written.
     """
     store = _store(database)
     with store.transaction() as tx:
         tx.begin()
         rules, calendars = load_rules(tx, registry), load_calendars(tx)
         moment, dropped = ("TIMESTAMPTZ", " ON COMMIT DROP") if tx.postgres else ("TEXT", "")
-        tx.execute(f"CREATE TEMPORARY TABLE plan_slot (school_id INTEGER, zone TEXT, preferred TEXT, kind TEXT, "
-                   f"local_day DATE, due_at {moment}, expires_at {moment}, status TEXT, reason TEXT){dropped}")
+        tx.execute(f"CREATE TEMPORARY TABLE plan_slot (school_id INTEGER, zone TEXT, preferred TEXT, chosen TEXT, "
+                   f"kind TEXT, occasion DATE, local_day DATE, due_at {moment}, expires_at {moment}, status TEXT, "
+                   f"reason TEXT, pausable BOOLEAN){dropped}")
         tx.execute("CREATE INDEX plan_slot_key ON plan_slot (school_id, zone, preferred)")
-        rows = []
-        for school_id, zone_name, preferred in tx.all(STUDENT_KEYS, (DEFAULT_CHECKIN_TIME,)):
-            school = rules[school_id]
-            grace = school.grace
-            for slot in week_slots(school, calendars.get(school_id, SchoolCalendar()),
-                                   zone_of(zone_name, school.timezone), parse_clock(preferred), week_start):
-                rows.append((school_id, zone_name, preferred, slot.kind, tx.day(slot.day), tx.ts(slot.due_at),
-                             tx.ts(slot.due_at + grace), slot.status, slot.reason))
-        tx.cursor.executemany(store.sql("INSERT INTO plan_slot VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"), rows)
-        if tx.postgres:
-            tx.execute("ANALYZE plan_slot")  # a temporary table has no statistics: the join would be a guess
-        written = tx.execute(PLAN_INSERT, (tx.day(week_start), tx.ts(now), DEFAULT_CHECKIN_TIME)).rowcount
+        written = 0
+        for audience in audiences(registry.triggers):
+            people, params = people_query(audience)
+            chosen_key = ", chosen" if audience.chosen else ""
+            keys = f"SELECT DISTINCT school_id, zone, preferred{chosen_key} FROM ({people}) k"
+            rows = []
+            for school_id, zone_name, preferred, *chosen in tx.all(keys, params):
+                school, key = rules[school_id], chosen[0] if chosen else ""
+                for slot in week_slots(school, calendars.get(school_id, SchoolCalendar()),
+                                       zone_of(zone_name, school.timezone), parse_clock(preferred), week_start,
+                                       audience.roles[0], _choices(audience.chosen, key)):
+                    trigger = school.trigger(slot.kind)
+                    rows.append((school_id, zone_name, preferred, key, slot.kind, tx.day(slot.occasion),
+                                 tx.day(slot.day), tx.ts(slot.due_at), tx.ts(expiry(school, trigger, slot.due_at)),
+                                 slot.status, slot.reason, trigger.takes(Part.pauses)))
+            if not rows:
+                continue
+            tx.cursor.executemany(store.sql("INSERT INTO plan_slot VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"), rows)
+            if tx.postgres:
+                tx.execute("ANALYZE plan_slot")  # a temporary table has no statistics: the join would be a guess
+            insert = PLAN_INSERT.format(people=people, chosen=" AND t.chosen = st.chosen" if audience.chosen else "")
+            written += tx.execute(insert, (tx.ts(now), *params)).rowcount
+            tx.execute("DELETE FROM plan_slot")
         if not tx.postgres:
             tx.execute("DROP TABLE plan_slot")
     return written
+
+
+def on_demand(database: SQLEngine | Store, registry: Registry, kind: str, person_ids: Iterable[int],
+              now: datetime) -> int:
+    """Queue the on-demand trigger `kind` for these people at `now`; the sweep sends it like any nudge.
+
+    Each row is due now, or at the person's next school moment when the trigger takes quiet hours
+    or holidays and now is off hours or a day off (`demand_slot`); it is skipped with the reason
+    when the person has stopped, has paused (if pauses bind it) or their week's cap is used up (if
+    the cap binds it). People the trigger is not for are left out; asking again on the same local
+    day queues nothing more. Returns the number of rows queued.
+    """
+    trigger = next((t for t in registry.triggers if t.kind == kind), None)
+    if trigger is None or trigger.when != When.on_demand:
+        raise ValueError(f"no on-demand trigger {kind!r}")
+    ids = list(dict.fromkeys(person_ids))
+    capped = [t.kind for t in registry.triggers if t.takes(Part.cap)]
+    written = 0
+    store = _store(database)
+    with store.transaction() as tx:
+        tx.begin()
+        rules, calendars = load_rules(tx, registry), load_calendars(tx)
+        for first in range(0, len(ids), 500):
+            chunk = ids[first:first + 500]
+            marks = ", ".join("?" * len(chunk))
+            people = tx.all(f"SELECT p.id, p.school_id, p.role, {PERSON_STATUS}, p.paused_until, "
+                            "COALESCE(p.timezone, s.timezone), lp.checkin_time FROM person p JOIN school s "
+                            "ON s.id = p.school_id LEFT JOIN learnerprofile lp ON lp.person_id = p.id "
+                            f"WHERE p.id IN ({marks}) ORDER BY p.id", chunk)
+            zones = {row[0]: zone_of(row[5], rules[row[1]].timezone) for row in people}
+            used: dict[int, dict[date, int]] = {}
+            if trigger.takes(Part.cap) and capped:
+                for person_id, due_at, followed_up_at in tx.all(
+                        f"SELECT person_id, due_at, followed_up_at FROM nudge WHERE person_id IN ({marks}) "
+                        f"AND kind IN ({', '.join('?' * len(capped))}) AND status <> 'skipped' AND due_at >= ?",
+                        (*chunk, *capped, tx.ts(now - timedelta(weeks=1)))):
+                    week = dates.week_start(as_moment(due_at).astimezone(zones[person_id]).date())
+                    counts = used.setdefault(person_id, {})
+                    counts[week] = counts.get(week, 0) + 1 + (followed_up_at is not None)
+            for person_id, school_id, role, status, paused_until, _, checkin_time in people:
+                if role not in trigger.roles:
+                    continue
+                school = rules[school_id]
+                slot = demand_slot(school, calendars.get(school_id, SchoolCalendar()), trigger, zones[person_id],
+                                   parse_clock(checkin_time), now, used.get(person_id))
+                personal = personal_reason(status, tx.as_date(paused_until) if trigger.takes(Part.pauses) else None,
+                                           slot.day)
+                state, reason = ((NudgeStatus.skipped, personal) if personal and slot.status == NudgeStatus.planned
+                                 else (slot.status, slot.reason))
+                written += tx.execute(
+                    "INSERT INTO nudge (person_id, kind, occasion, due_at, expires_at, status, reason, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (person_id, kind, occasion) DO NOTHING",
+                    (person_id, kind, tx.day(slot.occasion), tx.ts(slot.due_at),
+                     tx.ts(expiry(school, trigger, slot.due_at)), state, reason, tx.ts(now))).rowcount
+    return written
+
+
+def choose_time(database: SQLEngine | Store, person_id: int, kind: str, weekday: int | None, at: time | None,
+                now: datetime) -> None:
+    """A person's own weekday (None: off) and time (None: the school's) for the chosen trigger `kind`."""
+    with _store(database).transaction() as tx:
+        tx.execute("DELETE FROM chosentime WHERE person_id = ? AND kind = ?", (person_id, kind))
+        tx.execute("INSERT INTO chosentime (person_id, kind, weekday, at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                   (person_id, kind, weekday, f"{at:%H:%M}" if at else None, tx.ts(now)))
 
 
 # -- sweeping what is due --------------------------------------------------------------------------
@@ -456,12 +756,13 @@ class SweepReport:
 
 @dataclass(frozen=True, slots=True)
 class Due:
-    """A claimed nudge with what sending it needs: the student, their chat account, the school."""
+    """A claimed nudge with what sending it needs: the person, their chat account, the school."""
 
     id: int
     person_id: int
     kind: str
     school_id: int
+    role: str
     person_status: str
     paused_until: date | None
     consented: bool
@@ -477,8 +778,10 @@ class Due:
 # A student's newest reachable chat account: where nudges go.
 REACHABLE_IDENTITY = ("i.person_id = p.id AND i.unreachable = ? AND NOT EXISTS (SELECT 1 FROM chatidentity newer "
                       "WHERE newer.person_id = p.id AND newer.unreachable = i.unreachable AND newer.id > i.id)")
+# Who left the roster (`left_on`, core/school/roster.py) is nudged no more: their status reads so.
+PERSON_STATUS = "CASE WHEN p.left_on IS NOT NULL THEN 'left the roster' ELSE p.status END"
 DUE_QUERY = f"""
-SELECT n.id, n.person_id, n.kind, p.school_id, p.status, p.paused_until, p.consent_at IS NOT NULL,
+SELECT n.id, n.person_id, n.kind, p.school_id, p.role, {PERSON_STATUS}, p.paused_until, p.consent_at IS NOT NULL,
        p.timezone, s.timezone, lp.checkin_time, COALESCE(p.locale, s.locale), p.given_name,
        i.platform, i.external_id, i.chat_id
 FROM nudge n JOIN person p ON p.id = n.person_id JOIN school s ON s.id = p.school_id
@@ -489,9 +792,9 @@ WHERE n.id IN ({{ids}})"""
 
 def _due_from_row(tx: Tx, row: tuple) -> Due:
     """A DUE_QUERY row as a Due."""
-    (nudge_id, person_id, kind, school_id, status, paused_until, consented, zone, school_zone,
+    (nudge_id, person_id, kind, school_id, role, status, paused_until, consented, zone, school_zone,
      checkin_time, locale, given_name, platform, external_id, chat_id) = row
-    return Due(nudge_id, person_id, kind, school_id, status, tx.as_date(paused_until),
+    return Due(nudge_id, person_id, kind, school_id, role, status, tx.as_date(paused_until),
                bool(consented), zone_of(zone, school_zone), parse_clock(checkin_time), locale or DEFAULT_LOCALE, given_name,
                platform, external_id, chat_id)
 
@@ -518,7 +821,7 @@ def sweep(database: SQLEngine | Store, conversation: "ConversationEngine", now: 
             continue
         report.sent += went
         report.skipped += not went
-    follow_up(store, now, limit, rules, calendars, conversation.registry.menu(Role.student), report)
+    follow_up(store, now, limit, rules, calendars, conversation.registry.menu, report)
     return report
 
 
@@ -565,32 +868,48 @@ def load_due(store: Store, claimed: list[int]) -> list[Due]:
 
 def send(store: Store, conversation: "ConversationEngine", due: Due, rules: Rules, calendar: SchoolCalendar,
          now: datetime, worker_id: str) -> bool:
-    """Send one claimed nudge, or skip it when the student cannot be nudged now; True when it went."""
-    local = now.astimezone(due.zone)
-    reason = (personal_reason(due.person_status, due.paused_until, local.date(), due.platform is not None,
-                              due.consented)
-              or _arrives_off_hours(rules, local))
+    """Send one claimed nudge, or skip it when the person cannot be nudged now; True when it went.
+
+    Only the policy parts its trigger takes apply: a pause, arriving late into quiet hours, the follow-up.
+    Consent is asked of students (onboarding); adults come from the roster.
+    """
+    trigger = rules.trigger(due.kind)
+    parts = trigger.parts if trigger else ALL_PARTS
+    zone = due.zone if Part.timezone in parts else rules.school_zone()
+    local = now.astimezone(zone)
+    reason = personal_reason(due.person_status, due.paused_until if Part.pauses in parts else None, local.date(),
+                             due.platform is not None, due.consented or due.role != Role.student)
+    late = _arrives_off_hours(rules, local) if Part.quiet_hours in parts and not reason else None
+    if late and Part.grace not in parts:  # never stale, so not lost either: it waits for the next good moment
+        later = next_school_moment(rules, calendar, zone, due.preferred, now, parts)
+        with store.transaction() as tx:
+            tx.execute("UPDATE nudge SET status = 'planned', due_at = ?, claimed_by = NULL, claimed_at = NULL, "
+                       "reason = ? WHERE id = ? AND claimed_by = ? AND status = 'claimed'",
+                       (tx.ts(later), f"{late}: moved to {later.astimezone(zone):%a %d %b %H:%M}", due.id, worker_id))
+        return False
+    reason = reason or late
     if reason:
         with store.transaction() as tx:
             tx.execute("UPDATE nudge SET status = 'skipped', reason = ? WHERE id = ? AND claimed_by = ? "
                        "AND status = 'claimed'", (reason, due.id, worker_id))
         return False
-    flow = next((trigger.flow for trigger in rules.triggers if trigger.kind == due.kind), None)
+    flow = trigger.flow if trigger else None
     if flow:
         # Its own transaction in the engine; the event id makes a retry after a crash change nothing.
         conversation.handle(Inbound(due.platform, f"nudge:{due.id}", due.external_id, due.chat_id, opens=flow),
                             priority=NUDGE_PRIORITY)
     # Stamped after the flow opened, so only the student's own answer moves the conversation past it.
     sent_at = conversation.clock()
+    # One follow-up (then a flag) only for a trigger that takes it: without, nothing watches for an answer.
+    watch = followup_due(rules, calendar, zone, due.preferred, sent_at, parts) if Part.followup in parts else None
     with store.transaction() as tx:
         marked = tx.execute(
             "UPDATE nudge SET status = 'sent', sent_at = ?, followup_due_at = ? WHERE id = ? AND claimed_by = ? "
             "AND status = 'claimed'",
-            (tx.ts(sent_at), tx.ts(followup_due(rules, calendar, due.zone, due.preferred, sent_at)), due.id,
-             worker_id)).rowcount
+            (tx.ts(sent_at), tx.ts(watch) if watch else None, due.id, worker_id)).rowcount
         if marked and not flow:
             tx.enqueue(due.person_id, due.platform, due.chat_id, due.locale,
-                       Outbound(f"{due.kind}/nudge", {"name": due.given_name}, conversation.registry.menu(Role.student)),
+                       Outbound(f"{due.kind}/nudge", {"name": due.given_name}, conversation.registry.menu(due.role)),
                        now, priority=NUDGE_PRIORITY)
     return bool(marked)
 
@@ -604,8 +923,8 @@ def _arrives_off_hours(rules: Rules, local: datetime) -> str | None:
 # -- follow-ups and flags --------------------------------------------------------------------------
 
 FOLLOWUP_QUERY = f"""
-SELECT n.id, n.person_id, n.kind, n.week_start, n.sent_at, n.followed_up_at, c.updated_at, p.school_id, p.status,
-       p.paused_until, p.timezone, s.timezone, lp.checkin_time, COALESCE(p.locale, s.locale),
+SELECT n.id, n.person_id, n.kind, n.due_at, n.sent_at, n.followed_up_at, c.updated_at, p.school_id, p.role,
+       {PERSON_STATUS}, p.paused_until, p.timezone, s.timezone, lp.checkin_time, COALESCE(p.locale, s.locale),
        p.given_name, i.platform, i.chat_id
 FROM nudge n JOIN person p ON p.id = n.person_id JOIN school s ON s.id = p.school_id
 LEFT JOIN learnerprofile lp ON lp.person_id = p.id
@@ -622,11 +941,12 @@ class Silence:
     nudge_id: int
     person_id: int
     kind: str
-    week_start: date
+    due_at: datetime
     sent_at: datetime
     followed_up_at: datetime | None
     last_activity: datetime | None
     school_id: int
+    role: str
     person_status: str
     paused_until: date | None
     zone: ZoneInfo
@@ -643,8 +963,11 @@ class Silence:
 
 
 def follow_up(store: Store, now: datetime, limit: int, rules: dict[int, Rules], calendars: dict[int, SchoolCalendar],
-              buttons: tuple[Button, ...], report: SweepReport) -> None:
-    """One follow-up for a student who has not answered, then a flag for the adviser; answered ones are left alone.
+              menu: Callable[[str], tuple[Button, ...]], report: SweepReport) -> None:
+    """One follow-up for a person who has not answered, then a flag for the adviser; answered ones are left alone.
+
+    Only nudges whose trigger takes the follow-up are watched (`send` sets no follow-up time for the others);
+    `menu(role)` gives the follow-up's buttons.
 
     A batch is locked, decided, queued and updated in one transaction: exactly once, with any number of workers.
     """
@@ -654,32 +977,44 @@ def follow_up(store: Store, now: datetime, limit: int, rules: dict[int, Rules], 
         rows = tx.all(FOLLOWUP_QUERY.format(limit=int(limit)) + lock, (False, tx.ts(now)))
         for silence in (_silence_from_row(tx, row) for row in rows):
             _settle(tx, silence, now, rules[silence.school_id], calendars.get(silence.school_id, SchoolCalendar()),
-                    buttons, report)
+                    menu(silence.role), report)
 
 
 def _silence_from_row(tx: Tx, row: tuple) -> Silence:
     """A FOLLOWUP_QUERY row as a Silence."""
-    (nudge_id, person_id, kind, week_start, sent_at, followed_up_at, last_activity, school_id, status, paused_until,
-     zone, school_zone, checkin_time, locale, given_name, platform, chat_id) = row
-    return Silence(nudge_id, person_id, kind, tx.as_date(week_start), as_moment(sent_at), as_moment(followed_up_at),
-                   as_moment(last_activity), school_id, status, tx.as_date(paused_until), zone_of(zone, school_zone),
-                   parse_clock(checkin_time), locale or DEFAULT_LOCALE, given_name, platform, chat_id)
+    (nudge_id, person_id, kind, due_at, sent_at, followed_up_at, last_activity, school_id, role, status,
+     paused_until, zone, school_zone, checkin_time, locale, given_name, platform, chat_id) = row
+    return Silence(nudge_id, person_id, kind, as_moment(due_at), as_moment(sent_at), as_moment(followed_up_at),
+                   as_moment(last_activity), school_id, role, status, tx.as_date(paused_until),
+                   zone_of(zone, school_zone), parse_clock(checkin_time), locale or DEFAULT_LOCALE, given_name, platform, chat_id)
 
 
 def _settle(tx: Tx, silence: Silence, now: datetime, rules: Rules, calendar: SchoolCalendar,
             buttons: tuple[Button, ...], report: SweepReport) -> None:
-    """Decide one silent nudge: answered, followed up once (never at night or in class), or flagged."""
+    """Decide one silent nudge: answered, followed up once (never at night or in class), or flagged.
+
+    The trigger's parts decide: a pause, the cap (a follow-up counts against it) and quiet hours bind
+    only a trigger that takes them.
+    """
+    parts = rules.parts_of(silence.kind)
     if silence.answered:
         report.answered += 1
         _close(tx, silence.nudge_id)
         return
-    local = now.astimezone(silence.zone)
-    if personal_reason(silence.person_status, silence.paused_until, local.date(), silence.platform is not None):
-        _close(tx, silence.nudge_id)  # a paused or stopped student is not a non-responder
+    if Part.followup not in parts:  # sent before its trigger left out the follow-up
+        _close(tx, silence.nudge_id)
         return
-    if silence.followed_up_at is None and _nudges_this_week(tx, silence) < rules.weekly_cap:
-        if off_hours(rules, local.date(), local.time()):  # the sweep ran late: wait for the student's next good moment
-            later = next_school_moment(rules, calendar, silence.zone, silence.preferred, now)
+    zone = silence.zone if Part.timezone in parts else rules.school_zone()
+    local = now.astimezone(zone)
+    if personal_reason(silence.person_status, silence.paused_until if Part.pauses in parts else None, local.date(),
+                       silence.platform is not None):
+        _close(tx, silence.nudge_id)  # a paused or stopped person is not a non-responder
+        return
+    if silence.followed_up_at is None and (Part.cap not in parts
+                                           or _nudges_this_week(tx, silence, rules) < rules.weekly_cap):
+        if Part.quiet_hours in parts and off_hours(rules, local.date(), local.time()):
+            # the sweep ran late: wait for the person's next good moment
+            later = next_school_moment(rules, calendar, zone, silence.preferred, now, parts)
             tx.execute("UPDATE nudge SET followup_due_at = ? WHERE id = ?", (tx.ts(later), silence.nudge_id))
             return
         tx.enqueue(silence.person_id, silence.platform, silence.chat_id, silence.locale,
@@ -702,88 +1037,145 @@ def _close(tx: Tx, nudge_id: int) -> None:
     tx.execute("UPDATE nudge SET followup_due_at = NULL WHERE id = ?", (nudge_id,))
 
 
-def _nudges_this_week(tx: Tx, silence: Silence) -> int:
-    """Messages the bot started this week: sent nudges and follow-ups, counted against the cap."""
-    sent, followups = tx.one("SELECT COUNT(*), COUNT(followed_up_at) FROM nudge WHERE person_id = ? "
-                             "AND week_start = ? AND status = 'sent'", (silence.person_id, tx.day(silence.week_start)))
+def week_of(zone: ZoneInfo, moment: datetime) -> tuple[datetime, datetime]:
+    """The UTC bounds of the person's local week (Monday to Monday) that holds `moment`: the week of a cap."""
+    monday = dates.week_start(moment.astimezone(zone).date())
+    return (datetime.combine(monday, time(0), tzinfo=zone).astimezone(timezone.utc),
+            datetime.combine(monday + timedelta(weeks=1), time(0), tzinfo=zone).astimezone(timezone.utc))
+
+
+def _nudges_this_week(tx: Tx, silence: Silence, rules: Rules) -> int:
+    """Messages the bot started in the nudge's week that count against the cap: sent nudges of capped triggers
+    and their follow-ups."""
+    capped = rules.capped_kinds()
+    if not capped:
+        return 0
+    begins, ends = week_of(silence.zone, silence.due_at)
+    sent, followups = tx.one(
+        "SELECT COUNT(*), COUNT(followed_up_at) FROM nudge WHERE person_id = ? AND due_at >= ? AND due_at < ? "
+        f"AND status = 'sent' AND kind IN ({', '.join('?' * len(capped))})",
+        (silence.person_id, tx.ts(begins), tx.ts(ends), *capped))
     return sent + followups
 
 
-# -- what a student can expect ---------------------------------------------------------------------
+# -- what a person can expect ----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Expected:
-    """One line of `companion schedule show`: a nudge, when, and what happens to it."""
+    """One line of `companion schedule show`: a nudge, when, and what happens to it (or why there is none)."""
 
     kind: str
-    local: datetime  # in the student's zone
-    status: str
+    local: datetime | None  # in the person's zone; None for a trigger with no nudge in these weeks
+    status: str  # planned, past, claimed, sent, skipped; none: no nudge of this trigger in these weeks
     reason: str | None = None
+    when: str = When.weekly  # how its trigger falls due
 
 
 @dataclass
 class Outlook:
-    """A student's coming nudges: who, in which zone, and each nudge with its reason."""
+    """A person's nudges in some weeks: who, in which zone, and each nudge with its reason."""
 
     person_id: int
     name: str
     zone: str
     preferred: time
+    role: str = Role.student
     nudges: list[Expected] = field(default_factory=list)
+
+
+def find_people(database: SQLEngine | Store, who: str, roles: Iterable[str] = (Role.student,)) -> list[tuple[int, str]]:
+    """People of `roles` whose sourced id or e-mail is `who`, or whose name contains it: [(id, full name)]."""
+    store = _store(database)
+    roles = sorted({Role(role).value for role in roles})
+    among = f"role IN ({', '.join('?' * len(roles))})"
+    with store.transaction() as tx:
+        exact = tx.all(f"SELECT id, given_name || ' ' || family_name FROM person WHERE {among} "
+                       "AND (sourced_id = ? OR lower(email) = lower(?)) ORDER BY id", (*roles, who, who))
+        if exact:
+            return exact
+        pattern = f"%{who.lower()}%"
+        return tx.all(f"SELECT id, given_name || ' ' || family_name FROM person WHERE {among} AND "
+                      "(lower(given_name || ' ' || family_name) LIKE ? OR lower(given_name) LIKE ?) ORDER BY id",
+                      (*roles, pattern, pattern))
 
 
 def find_students(database: SQLEngine | Store, who: str) -> list[tuple[int, str]]:
     """Students whose sourced id or e-mail is `who`, or whose name contains it: [(id, full name)]."""
-    store = _store(database)
-    with store.transaction() as tx:
-        exact = tx.all("SELECT id, given_name || ' ' || family_name FROM person WHERE role = 'student' "
-                       "AND (sourced_id = ? OR lower(email) = lower(?)) ORDER BY id", (who, who))
-        if exact:
-            return exact
-        pattern = f"%{who.lower()}%"
-        return tx.all("SELECT id, given_name || ' ' || family_name FROM person WHERE role = 'student' AND "
-                      "(lower(given_name || ' ' || family_name) LIKE ? OR lower(given_name) LIKE ?) ORDER BY id",
-                      (pattern, pattern))
+    return find_people(database, who)
 
 
-def outlook(database: SQLEngine | Store, registry: Registry, person_id: int, now: datetime, weeks: int = 2) -> Outlook:
-    """This week's and the coming weeks' nudges for one student: planned rows as stored, the rest computed."""
+def nudged_roles(registry: Registry) -> set[str]:
+    """Every role some trigger is for (students always): whose schedule `companion schedule show` can explain."""
+    return {Role.student.value, *(role for trigger in registry.triggers for role in trigger.roles)}
+
+
+def outlook(database: SQLEngine | Store, registry: Registry, person_id: int, now: datetime, weeks: int = 2,
+            start: date | None = None) -> Outlook:
+    """A person's nudges in `weeks` weeks from the one holding `start` (default: this one), every trigger of theirs.
+
+    The same planner as `plan_week` (`week_slots`) decides; a stored row wins once it left `planned`
+    (and a stored row no planning gives, such as an on-demand one, is shown as stored). A trigger
+    with no nudge in these weeks gets a line saying why (off, on demand, no calendar event).
+    """
     store = _store(database)
     with store.transaction() as tx:
-        (school_id, name, zone_name, status, paused_until, consented, checkin_time, linked) = tx.one(
-            "SELECT p.school_id, p.given_name || ' ' || p.family_name, COALESCE(p.timezone, s.timezone), p.status, "
-            "p.paused_until, p.consent_at IS NOT NULL, lp.checkin_time, EXISTS (SELECT 1 FROM chatidentity i "
-            "WHERE i.person_id = p.id AND i.unreachable = ?) FROM person p JOIN school s ON s.id = p.school_id "
-            "LEFT JOIN learnerprofile lp ON lp.person_id = p.id WHERE p.id = ?", (False, person_id))
+        (school_id, name, zone_name, role, status, paused_until, consented, checkin_time, linked) = tx.one(
+            "SELECT p.school_id, p.given_name || ' ' || p.family_name, COALESCE(p.timezone, s.timezone), p.role, "
+            f"{PERSON_STATUS}, p.paused_until, p.consent_at IS NOT NULL, lp.checkin_time, EXISTS (SELECT 1 FROM "
+            "chatidentity i WHERE i.person_id = p.id AND i.unreachable = ?) FROM person p LEFT JOIN school s "
+            "ON s.id = p.school_id LEFT JOIN learnerprofile lp ON lp.person_id = p.id WHERE p.id = ?", (False, person_id))
+        if school_id is None:  # the roster placed them in no school: no school's rules, nothing planned
+            found = Outlook(person_id, name, zone_of(zone_name, DEFAULT_TIMEZONE).key, parse_clock(checkin_time), role)
+            found.nudges = [Expected(trigger.kind, None, "none", "in no school: the roster places them in none",
+                                     trigger.when) for trigger in registry.triggers if role in trigger.roles]
+            return found
         paused_until = tx.as_date(paused_until)
         rules = load_rules(tx, registry)[school_id]
         calendar = load_calendars(tx).get(school_id, SchoolCalendar())
-        stored = {(row[0], tx.as_date(row[1])): row[2:] for row in tx.all(
-            "SELECT kind, week_start, due_at, status, reason FROM nudge WHERE person_id = ?", (person_id,))}
+        chosen = {kind: Choice(weekday, _clock_or_none(at)) for kind, weekday, at in tx.all(
+            "SELECT kind, weekday, at FROM chosentime WHERE person_id = ?", (person_id,))}
+        stored = {(row[0], tx.as_date(row[1])): (as_moment(row[2]), *row[3:]) for row in tx.all(
+            "SELECT kind, occasion, due_at, status, reason FROM nudge WHERE person_id = ?", (person_id,))}
     zone, preferred = zone_of(zone_name, rules.timezone), parse_clock(checkin_time)
-    found = Outlook(person_id, name, zone.key, preferred)
-    first_week = now.astimezone(zone).date() - timedelta(days=now.astimezone(zone).weekday())
+    found = Outlook(person_id, name, zone.key, preferred, role)
+    first_week = dates.week_start(start or now.astimezone(zone).date())
+    after_last = first_week + timedelta(weeks=weeks)
+    whens = {trigger.kind: trigger.when for trigger in rules.triggers}
+    shown: set[tuple[str, date | None]] = set()
     for week in range(weeks):
         week_start = first_week + timedelta(weeks=week)
-        for slot in week_slots(rules, calendar, zone, preferred, week_start):
-            found.nudges.append(_expected(slot, stored.get((slot.kind, week_start)), zone, now,
-                                          personal_reason(status, paused_until, slot.day, bool(linked),
-                                                          bool(consented))))
+        for slot in week_slots(rules, calendar, zone, preferred, week_start, role, chosen):
+            pauses = Part.pauses in rules.parts_of(slot.kind)
+            personal = personal_reason(status, paused_until if pauses else None, slot.day, bool(linked),
+                                       bool(consented) or role != Role.student)
+            shown.add((slot.kind, slot.occasion))
+            found.nudges.append(_expected(slot, stored.get((slot.kind, slot.occasion)), zone, now, personal,
+                                          whens[slot.kind]))
+    for (kind, occasion), (due_at, state, reason) in stored.items():
+        local = due_at.astimezone(zone)
+        if (kind, occasion) not in shown and first_week <= local.date() < after_last:
+            found.nudges.append(Expected(kind, local, state, reason, whens.get(kind, When.on_demand)))
+    found.nudges.sort(key=lambda line: line.local)
+    present = {line.kind for line in found.nudges}
+    for trigger in rules.triggers:
+        if role in trigger.roles and trigger.kind not in present:
+            found.nudges.append(Expected(trigger.kind, None, "none", absent_reason(trigger, chosen), trigger.when))
     return found
 
 
-def _expected(slot: Slot, row: tuple | None, zone: ZoneInfo, now: datetime, personal: str | None) -> Expected:
+def _expected(slot: Slot, row: tuple | None, zone: ZoneInfo, now: datetime, personal: str | None,
+              when: str = When.weekly) -> Expected:
     """What will happen to one slot: the stored row wins once it left `planned`; otherwise policy says."""
     if row is not None and row[1] != NudgeStatus.planned:
-        return Expected(slot.kind, as_moment(row[0]).astimezone(zone), row[1], row[2])
+        return Expected(slot.kind, row[0].astimezone(zone), row[1], row[2], when)
     local = slot.due_at.astimezone(zone)
     if slot.status == NudgeStatus.skipped:
-        return Expected(slot.kind, local, slot.status, slot.reason)
+        return Expected(slot.kind, local, slot.status, slot.reason, when)
     if personal:
-        return Expected(slot.kind, local, NudgeStatus.skipped, "; ".join(filter(None, (personal, slot.reason))))
+        return Expected(slot.kind, local, NudgeStatus.skipped, "; ".join(filter(None, (personal, slot.reason))), when)
     status = "past" if slot.due_at <= now else NudgeStatus.planned
-    return Expected(slot.kind, local, status, slot.reason)
+    return Expected(slot.kind, local, status, slot.reason, when)
 
 
 def sweep_until_idle(database: SQLEngine | Store, conversation: "ConversationEngine", now: datetime,

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from core.school.invites import issue_invites
-from core.school.roster import CLASSES_FILE, ENROLLMENTS_FILE, ORGS_FILE, USERS_FILE, import_roster
+from core.school.roster import CLASSES_FILE, ENROLLMENTS_FILE, MANIFEST_FILE, ORGS_FILE, USERS_FILE, import_roster
 
 DEMO_ADVISORY_MARKERS = {"homeroom"}
 DEMO_INVITE_VALID_DAYS = 30
@@ -56,7 +56,7 @@ CLASSES = (
 
 
 def write_demo_roster(directory: Path) -> None:
-    """Write a small OneRoster 1.1 export of Maple Grove Middle School into `directory`."""
+    """Write a small OneRoster 1.1 bulk export of Maple Grove Middle School into `directory`, manifest included."""
     directory.mkdir(parents=True, exist_ok=True)
     _write(directory / ORGS_FILE, ORG_COLUMNS, [
         (DISTRICT_ID, "active", MODIFIED, "Maple Grove Unified School District", "district", "MGUSD", ""),
@@ -80,6 +80,14 @@ def write_demo_roster(directory: Path) -> None:
                                 MODIFIED, class_id, SCHOOL_ID, user_id, role,
                                 "true" if role == "teacher" else "false", "2026-08-24", "2027-06-11"))
     _write(directory / ENROLLMENTS_FILE, ENROLLMENT_COLUMNS, enrollments)
+    # OneRoster 1.1's control file: the version, and which files are there (all in bulk: the whole roster).
+    _write(directory / MANIFEST_FILE, ("propertyName", "value"), [
+        ("manifest.version", "1.0"), ("oneroster.version", "1.1"),
+        *((f"file.{name}", "bulk" if name in ("orgs", "users", "classes", "enrollments") else "absent")
+          for name in ("academicSessions", "categories", "classes", "classResources", "courses", "courseResources",
+                       "demographics", "enrollments", "lineItems", "orgs", "resources", "results", "users")),
+        ("source.systemName", "Maple Grove demo"), ("source.systemCode", "demo"),
+    ])
 
 
 def build_demo(engine: Engine, directory: Path, now: datetime) -> dict:

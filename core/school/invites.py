@@ -3,7 +3,8 @@
 A code links one chat account to one roster person. The engine redeems it (once, before it
 expires, a few wrong tries an hour); this module issues codes and exports them for printing
 or a mail merge. Issuing again re-exports the codes still valid instead of minting new ones,
-so a second print run does not invalidate the slips already handed out.
+so a second print run does not invalidate the slips already handed out. An adult may re-issue one
+person's code (`reissue_invite`): that code may replace the person's account on a platform.
 """
 
 from __future__ import annotations
@@ -47,10 +48,14 @@ def new_code() -> str:
 
 def issue_invites(engine: Engine, now: datetime, valid_days: int, person_ids: list[int] | None = None,
                   roles: Iterable[str] = ("student",)) -> list[InviteRow]:
-    """A valid code for every active, unlinked person of `roles`: existing ones re-exported, others new."""
+    """A valid code for every active, unlinked person of `roles`: existing ones re-exported, others new.
+
+    Who left the roster (`left_on`: absent from a full import, tobedeleted, or disabled) gets none.
+    """
     with Session(engine) as session, session.begin():
         linked = select(ChatIdentity.id).where(ChatIdentity.person_id == Person.id).exists()
-        query = select(Person).where(Person.status == PersonStatus.active, Person.role.in_(list(roles)), ~linked)
+        query = select(Person).where(Person.status == PersonStatus.active, Person.left_on.is_(None),
+                                     Person.role.in_(list(roles)), ~linked)
         if person_ids is not None:
             query = query.where(Person.id.in_(person_ids))
         people = session.exec(query.order_by(Person.family_name, Person.given_name, Person.id)).all()
@@ -70,6 +75,31 @@ def issue_invites(engine: Engine, now: datetime, valid_days: int, person_ids: li
         return [InviteRow(person.sourced_id, person.given_name, person.family_name, person.email, person.grade,
                           valid_by_person[person.id].code, valid_by_person[person.id].expires_at)
                 for person in people]
+
+
+def reissue_invite(engine: Engine, person_id: int, now: datetime, valid_days: int) -> InviteRow:
+    """A fresh code for one person, issued by an adult, that may replace their account on a platform.
+
+    Redeemed on a platform where the person already has an account (a lost phone, an account
+    someone else took), it links the new account and unlinks the old one, which is told so.
+    Every other unused code of the person stops working now.
+    """
+    with Session(engine) as session, session.begin():
+        person = session.get(Person, person_id)
+        if person is None:
+            raise LookupError(f"no person {person_id}")
+        for invite in session.exec(select(InviteCode).where(InviteCode.person_id == person_id,
+                                                            InviteCode.used_at.is_(None),
+                                                            InviteCode.expires_at > now)):
+            invite.expires_at = now
+            session.add(invite)
+        [code] = _unused_codes(session, 1)
+        invite = InviteCode(code=code, person_id=person_id, created_at=now, expires_at=now + timedelta(days=valid_days),
+                            reissued=True)
+        session.add(invite)
+        session.add(AuditLog(at=now, actor="invites", action="invite_reissued", person_id=person_id, detail="{}"))
+        return InviteRow(person.sourced_id, person.given_name, person.family_name, person.email, person.grade,
+                         invite.code, invite.expires_at)
 
 
 def _unused_codes(session: Session, count: int) -> list[str]:
