@@ -295,3 +295,12 @@ def test_two_workers_escalate_each_alert_once(engine, now, clock, database_url):
     with engine.connect() as db:
         assert db.execute(text("SELECT COUNT(*) FROM outbox WHERE template = 'safety/alert' "
                                "AND chat_id = :chat"), {"chat": principal.user}).scalar() == 20
+
+
+def test_an_adult_who_left_the_roster_gets_no_alert(conversation, engine, now):
+    counselor, counselor_id = linked(conversation, engine, now, "Mr Okafor", role="counselor")
+    with engine.begin() as db:
+        db.execute(text("UPDATE person SET left_on = '2026-11-01' WHERE id = :id"), {"id": counselor_id})
+    student, _ = linked(conversation, engine, now, "Eli")
+    (_, support, _), = student.say("I want to kill myself")
+    assert counselor.deliver() == [] and "counselor" not in support

@@ -27,7 +27,7 @@ def alert_recipients(tx: Tx, student_id: int) -> list[tuple[int, str, str, str |
     return tx.all(
         "SELECT DISTINCT p.id, i.platform, i.chat_id, COALESCE(p.locale, s.locale), p.role FROM person p "
         "JOIN chatidentity i ON i.person_id = p.id AND i.unreachable = ? LEFT JOIN school s ON s.id = p.school_id "
-        "WHERE p.status = 'active' AND (p.id IN (SELECT a.person_id FROM advisorymember a JOIN advisorymember m "
+        "WHERE p.status = 'active' AND p.left_on IS NULL AND (p.id IN (SELECT a.person_id FROM advisorymember a JOIN advisorymember m "
         "ON m.group_id = a.group_id WHERE m.person_id = ? AND a.role = 'adviser') "
         "OR (p.role = 'counselor' AND p.school_id = (SELECT school_id FROM person WHERE id = ?)))",
         (False, student_id, student_id))
@@ -38,7 +38,7 @@ def escalation_contacts(tx: Tx, school_id: int | None) -> list[tuple[int, str, s
     return tx.all(
         "SELECT DISTINCT p.id, i.platform, i.chat_id, COALESCE(p.locale, s.locale) FROM person p "
         "JOIN chatidentity i ON i.person_id = p.id AND i.unreachable = ? LEFT JOIN school s ON s.id = p.school_id "
-        "WHERE p.role = 'admin' AND p.status = 'active' AND p.school_id = ?", (False, school_id))
+        "WHERE p.role = 'admin' AND p.status = 'active' AND p.left_on IS NULL AND p.school_id = ?", (False, school_id))
 
 
 def may_act_on_alert(tx: Tx, adult_id: int, alert_id: int) -> bool:
