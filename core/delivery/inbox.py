@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Callable, Mapping, Protocol
 
-from core.delivery.worker import worker_name
+from core.delivery.worker import drain_until_idle, nap, worker_name
 from core.domain.messages import Inbound
 from core.domain.models import utcnow as utc_now
 from core.domain.store import as_moment, inbound_from_json
@@ -148,25 +148,11 @@ class InboxWorker:
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Handle until no row of these platforms is pending (tests), waiting out backoffs."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while loop.time() < deadline:
-            if await self.tick() == 0 and not self.tasks:
-                if not await asyncio.to_thread(self.pending):
-                    return
-                await asyncio.sleep(0.05)
-            elif self.tasks:
-                await asyncio.wait(set(self.tasks), return_when=asyncio.FIRST_COMPLETED)
-        raise TimeoutError("the inbox did not drain in time")
+        await drain_until_idle(self.tick, self.tasks, self.pending, "the inbox", timeout)
 
     async def _nap(self, stopping: asyncio.Event, seconds: float) -> None:
         """Sleep until an event is stored, a row is done, `stopping` is set, or `seconds` pass."""
-        waiters = {asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stopping.wait())}
-        try:
-            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
+        await nap(self._wake, stopping, seconds)
 
     async def tick(self) -> int:
         """Claim the oldest row of each sender that is free, and start handling them; returns how many."""

@@ -44,7 +44,7 @@ import random
 import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable, Protocol, Sequence
+from typing import Awaitable, Callable, Protocol, Sequence
 
 from core.domain.messages import Rendered
 from core.domain.models import utcnow as utc_now
@@ -213,6 +213,31 @@ def _is_alive(pid: int) -> bool:
 
 
 
+async def nap(wake: asyncio.Event, stopping: asyncio.Event, seconds: float) -> None:
+    """Sleep until `wake` or `stopping` is set, or `seconds` pass: a worker's wait between ticks."""
+    waiters = {asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stopping.wait())}
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+async def drain_until_idle(tick: Callable[[], Awaitable[int]], tasks: set[asyncio.Task], unsent: Callable[[], int],
+                           what: str, timeout: float) -> None:
+    """Tick a worker until nothing is in hand and `unsent()` counts no row left (tests, benchmarks)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if await tick() == 0 and not tasks:
+            if not await asyncio.to_thread(unsent):
+                return
+            await asyncio.sleep(0.05)
+        elif tasks:
+            await asyncio.wait(set(tasks), return_when=asyncio.FIRST_COMPLETED)
+    raise TimeoutError(f"{what} did not drain in time")
+
+
 class Delivery:
     """Sends the outbox through the senders, one row at a time per chat, within each platform's pace."""
 
@@ -261,12 +286,7 @@ class Delivery:
 
     async def _nap(self, stopping: asyncio.Event, seconds: float) -> None:
         """Sleep until woken (rows queued, a send finished), stopped, or `seconds` pass (rows due later)."""
-        waiters = {asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stopping.wait())}
-        try:
-            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
+        await nap(self._wake, stopping, seconds)
 
     async def settle(self) -> None:
         """Wait for every send in flight to finish and be recorded."""
@@ -275,16 +295,7 @@ class Delivery:
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Deliver until no row is pending or sending (tests, benchmarks), waiting out retry-afters."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while loop.time() < deadline:
-            if await self.tick() == 0 and not self.tasks:
-                if not await asyncio.to_thread(self._unsent):
-                    return
-                await asyncio.sleep(0.05)
-            elif self.tasks:
-                await asyncio.wait(set(self.tasks), return_when=asyncio.FIRST_COMPLETED)
-        raise TimeoutError("the outbox did not drain in time")
+        await drain_until_idle(self.tick, self.tasks, self._unsent, "the outbox", timeout)
 
     def _unsent(self) -> int:
         """Rows of these platforms not yet sent, whoever holds them."""
