@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import asdict, dataclass, field, fields as dataclass_fields, is_dataclass
+from dataclasses import dataclass, field, fields as dataclass_fields, is_dataclass
 from datetime import date, datetime
+from functools import lru_cache
+from types import NoneType
 from typing import TYPE_CHECKING, Any, Callable
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -254,7 +256,26 @@ class Answers:
 
 def plain_answers(answers: Any) -> dict:
     """Answers as JSON-ready data (the conversation row keeps them between messages)."""
-    return asdict(answers) if is_dataclass(answers) else dict(answers or {})
+    return _plain(answers) if is_dataclass(answers) else dict(answers or {})
+
+
+def _plain(value: Any) -> Any:
+    """`dataclasses.asdict` without its deep copy of every leaf (strings and dates are immutable):
+    this runs on every message."""
+    if isinstance(value, (str, int, float, NoneType)):
+        return value
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(item) for item in value)
+    if is_dataclass(value) and not isinstance(value, type):
+        return {name: _plain(getattr(value, name)) for name in _field_names(type(value))}
+    return value
+
+
+@lru_cache(maxsize=None)
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclass_fields(cls))
 
 
 @dataclass(frozen=True)

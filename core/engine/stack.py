@@ -144,9 +144,9 @@ def prune(sender: Sender, now: datetime, flows: dict) -> None:
     def fresh(frame: dict) -> bool:
         return datetime.fromisoformat(frame["at"]) > now - KEPT_FOR and _resumable(frame, flows)
 
-    if sender.flow and not _resumable(_top(sender), flows):
+    if sender.flow and not _resumable({"flow": sender.flow, "state": sender.state}, flows):
         _open(sender, None)
-    if not sender.stack:
+    if not sender.stack or not any(sender.stack.values()):  # the usual case, on every message
         return
     sender.stack["below"] = [frame for frame in below(sender) if _resumable(frame, flows)]
     sender.stack["aside"] = [frame for frame in aside(sender) if fresh(frame)]
