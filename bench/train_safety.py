@@ -1,13 +1,14 @@
 """Build what the safety check ships beside its code (core/render/safety/): word forms and the n-gram net.
 
     python bench/train_safety.py            # both steps
-    python bench/train_safety.py forms      # forms.json: every listed word's forms (simplemma's tables)
+    python bench/train_safety.py forms      # forms.json: every listed word's forms (simplemma's tables), and
+                                            # the real words near a key word the near-miss step must not respell
     python bench/train_safety.py net        # ngram.json: the n-gram net, trained on the tuning corpus
     python bench/train_safety.py report     # what the net adds, measured out of fold on the tuning corpus
 
-Reads only tests/data/safety/corpus.jsonl, the TUNING part of the labelled corpus. The held-out part
-(heldout.jsonl, and all.jsonl which contains it) is never read here: only
-tests/test_safety_detector.py measures it. Deterministic: the same inputs write the same files.
+Reads only tests/data/safety/corpus.jsonl, the TUNING part of the labelled corpus (added.jsonl's
+families included). The held-out part (heldout.jsonl, and all.jsonl which contains it) is never
+read here: only tests/test_safety_detector.py measures it. Deterministic: the same inputs write the same files.
 
 The net: multinomial logistic regression (one class per category, plus benign) over the distinct
 character 3–5-grams of a message's normalised words, scaled by 1/sqrt(their number), trained by
@@ -38,7 +39,7 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 elif str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from core.render.safety import CATEGORIES, FORMS, SafetyWatch, shipped_forms  # noqa: E402
+from core.render.safety import CATEGORIES, FORMS, NOT_TYPOS, SafetyWatch, shipped_forms  # noqa: E402
 from core.render.safety import ngram  # noqa: E402
 from core.render.safety.normalise import fold  # noqa: E402
 from core.render.templates import LOCALES, Catalog  # noqa: E402
@@ -98,14 +99,33 @@ def build_forms() -> dict[str, dict[str, list[str]]]:
                 continue  # a word of another language
             forms[form].add(lemma)
         out[locale] = {form: sorted(lemmas) for form, lemmas in sorted(forms.items())}
+    out[NOT_TYPOS] = not_typos(tables(), dictionaries)
     return out
+
+
+def not_typos(tables_by_locale: dict[str, dict], dictionaries: dict) -> list[str]:
+    """Real words of either language the near-miss step would otherwise respell as a key word
+    ("hunting" is not a slip for "hurting", nor "pulls" for "pills"): the normaliser keeps them."""
+    from rapidfuzz import process
+    from rapidfuzz.distance import OSA
+
+    keys = sorted({fold(word) for table in tables_by_locale.values() for word in table.get("fuzzy", ())})
+    words = sorted({fold(w) for d in dictionaries.values() for pair in d.items() for w in pair
+                    if w.isalpha() and len(w) >= 5} - set(keys))
+    found: set[str] = set()
+    for key in keys:
+        for word, distance, _ in process.extract(key, words, scorer=OSA.distance, score_cutoff=2, limit=None):
+            if word[0] == key[0] and distance <= (1 if len(word) < 8 else 2):
+                found.add(word)
+    return sorted(found)
 
 
 def write_forms() -> None:
     forms = build_forms()
     FORMS.write_text(json.dumps(forms, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n", "utf-8")
     shipped_forms.cache_clear()
-    print(f"{FORMS.relative_to(ROOT)}: " + ", ".join(f"{locale} {len(f)} forms" for locale, f in forms.items()))
+    counts = ", ".join(f"{locale} {len(f)} forms" for locale, f in forms.items() if locale != NOT_TYPOS)
+    print(f"{FORMS.relative_to(ROOT)}: {counts}, {len(forms[NOT_TYPOS])} real words kept")
 
 
 # -- the corpus ----------------------------------------------------------------------------------

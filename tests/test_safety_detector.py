@@ -1,6 +1,8 @@
 """The safety check generalises (issue 9 §1): measured on the labelled corpus in tests/data/safety/.
 
-- Tuning part (corpus.jsonl): every category is caught in both languages (recall 1.0).
+- Tuning part (corpus.jsonl): every category is caught in both languages (recall 1.0). It holds the
+  tuning families of all.jsonl and every family of added.jsonl (written after the held-out part was
+  fixed; split.py keeps them out of the held-out pick).
 - Held-out part (heldout.jsonl): at least 0.9 per category. THIS TEST IS THE ONLY PLACE the held-out
   part is read: nothing in the detector was designed, tuned or trained on it. Every held-out miss
   is printed (run with `-rP` or `-s` to see the report when the test passes).
@@ -113,8 +115,10 @@ def test_false_alarms_on_the_tuning_part_stay_under_five_percent(watch):
     assert result["false_alarm_rate"] <= FALSE_ALARMS, report("tuning part (corpus.jsonl)", result)
 
 
-@pytest.mark.xfail(strict=True, reason="not met yet (issue 9 stays open): held-out recall 0.74-0.92 per category, "
-                                       "false alarms 12.8 %; the issue asks 0.9 and 5 %")
+@pytest.mark.xfail(strict=True, reason="not met yet (issue 9 stays open): measured 2026-12-02 after the corpus grew "
+                                       "to 2,316 tuning messages, held-out recall per category 0.74 (plan_means), "
+                                       "0.82 (abuse_neglect), 0.83 (violence_threats), 0.91-1.00 (the rest); false "
+                                       "alarms 4/39 = 10.3 % (was 0.74-0.92 and 12.8 %); the issue asks 0.9 and 5 %")
 def test_the_held_out_part_is_caught_without_having_been_seen(watch, patterns_only):
     """The only reader of heldout.jsonl: recall ≥ 0.9 per category, false alarms ≤ 5 %, every miss listed."""
     held_out = rows("heldout.jsonl")
@@ -155,15 +159,37 @@ def test_the_held_out_part_does_not_get_worse(watch):
     ("no tengo comida en casa", "basic_needs"),
     ("my dad hits me", "abuse_neglect"),
     ("mi papá me pega", "abuse_neglect"),
+    ("i want to off myself", "suicidal_ideation"),
+    ("idw to live anymore", "suicidal_ideation"),
+    ("i feel hopeless, nothing is ever going to get better", "suicidal_ideation"),
+    ("if i tell you something do you have to tell someone", "abuse_neglect"),
+    ("im going to do it when everyone is asleep", "plan_means"),
+    ("los odio a todos y los quiero muertos", "violence_threats"),
+    ("me comentan matate en todas mis publicaciones", "bullying"),
+    ("we use the oven to stay warm", "basic_needs"),
 ])
 def test_spellings_forms_and_orders_are_read_alike(watch, text, category):
     assert category in watch.concerns(text)
 
 
 @pytest.mark.parametrize("text", ["this homework is killing me", "I'm starving, is lunch soon?", "my phone died lol",
-                                  "me muero de risa", "I'm writing a report on suicide prevention", *ORDINARY])
+                                  "me muero de risa", "I'm writing a report on suicide prevention", *ORDINARY,
+                                  "i plan to do it after school", "ya decidi hacerlo el viernes",
+                                  "we went hunting with my uncle",  # not a slip for "hurting"
+                                  "my mom said we cant go on vacation this year", "mis papas se van a divorciar",
+                                  "i said goodbye to my friends before winter break"])
 def test_everyday_words_raise_nothing(watch, text):
     assert watch.concerns(text) == []
+
+
+def test_the_split_is_current_and_keeps_added_families_out_of_the_held_out_part():
+    """split.py --check: corpus.jsonl and heldout.jsonl are what all.jsonl and added.jsonl give, and an
+    added family is a new concept (split.py refuses otherwise), so it can only be in the tuning part."""
+    script = Path(__file__).parent / "data" / "safety" / "split.py"
+    done = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    tuning = {row["family"] for row in rows("corpus.jsonl")}
+    assert {row["family"] for row in rows("added.jsonl")} <= tuning
 
 
 def test_folding_evens_out_case_accents_and_apostrophes():
@@ -181,8 +207,9 @@ def test_ordinary_messages_are_cleared_by_the_pre_filter_within_20_microseconds(
     for message in ORDINARY:
         assert watch.read(message).cleared, message  # no pattern and no model ran
         watch.concerns(message)  # memoise its words, as a running bot has
-        runs = timeit.repeat(lambda: watch.concerns(message), number=2000, repeat=5)
-        timings[message] = min(runs) / 2000 * 1e6
+        # the least of many short runs: on a shared machine most runs are slowed by other work
+        runs = timeit.repeat(lambda: watch.concerns(message), number=500, repeat=30)
+        timings[message] = min(runs) / 500 * 1e6
     print("µs per ordinary message:", {m: round(t, 2) for m, t in timings.items()})
     assert max(timings.values()) <= 20, timings
 

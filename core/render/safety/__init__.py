@@ -41,11 +41,13 @@ CATEGORIES = ("suicidal_ideation", "self_harm", "plan_means", "abuse_neglect", "
               "basic_needs")
 MASK = "mask"
 FORMS = Path(__file__).with_name("forms.json")
+NOT_TYPOS = "not_typos"  # forms.json's list of real words the near-miss step leaves alone
 
 
 @lru_cache(maxsize=1)
 def shipped_forms() -> dict[str, dict[str, list[str]]]:
-    """locale → word form → the listed words it is a form of (written by bench/train_safety.py)."""
+    """locale → word form → the listed words it is a form of, and under NOT_TYPOS the real words that
+    are no misspelling of a key word (written by bench/train_safety.py)."""
     return json.loads(FORMS.read_text("utf-8")) if FORMS.exists() else {}
 
 
@@ -134,7 +136,8 @@ def compile_rules(tables: Mapping[str, dict]) -> Rules:
             raise ValueError(f"safety pattern {pattern.source!r} names unknown concepts {sorted(unknown)}")
     normaliser = Normaliser(spelling, {form: tuple(sorted(lemmas)) for form, lemmas in forms.items()},
                             {word: frozenset(names) for word, names in concepts.items()},
-                            {stem: frozenset(names) for stem, names in prefixes.items()}, fuzzy, sound_alike)
+                            {stem: frozenset(names) for stem, names in prefixes.items()}, fuzzy, sound_alike,
+                            shipped.get(NOT_TYPOS, ()))
     loud = frozenset(known_concepts - quiet)
     heads = frozenset(head for head, options in phrases.items()
                       if any(not loud.isdisjoint(normaliser.symbols(word)) for _, replacement in options

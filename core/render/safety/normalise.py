@@ -7,11 +7,12 @@ Two levels, so the usual message costs almost nothing:
   ("aquí" → "aqui"), laughing emoji as "jaja"; `tokens` splits it into `[a-z0-9]+` words.
 - `Normaliser.words(token)` (memoised per token): the words a token stands for, after the locales'
   chat spellings ("kms" → "kill myself", "xq" → "porque"), letters repeated three times or more
-  ("dieee", "moriiir"), a Spanish clitic split off ("matarme" → matar myself), a sound-alike
-  Spanish spelling ("suisidarme", "noxe", "biene"), or a near miss of a key word (rapidfuzz, one
-  edit, two in long words: "myslef" → "myself"). `Normaliser.symbols(word)` is what a pattern
-  sees: the word, its lemma (word forms expanded from simplemma's tables by the build script) and
-  the concepts it belongs to.
+  ("dieee", "moriiir"), a dropped g ("killin"), a Spanish clitic split off ("matarme" → matar
+  myself), a sound-alike Spanish spelling ("suisidarme", "noxe", "biene"), or a near miss of a key
+  word (rapidfuzz, one edit, two in long words: "myslef" → "myself"; never a real word: "hunting"
+  stays).
+  `Normaliser.symbols(word)` is what a pattern sees: the word, its lemma (word forms expanded from
+  simplemma's tables by the build script) and the concepts it belongs to.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class Normaliser:
 
     def __init__(self, spelling: dict[str, tuple[str, ...]], forms: dict[str, tuple[str, ...]],
                  concepts: dict[str, frozenset[str]], prefixes: dict[str, frozenset[str]],
-                 fuzzy: Iterable[str], sound_alike: Iterable[str] = ()):
+                 fuzzy: Iterable[str], sound_alike: Iterable[str] = (), not_typos: Iterable[str] = ()):
         self.spelling = spelling          # a token → the words it stands for ("kms" → kill, myself)
         self.forms = forms                # a word form → its lemmas ("killed" → kill)
         self.concepts = concepts          # a word or lemma → its concepts ("kill" → {KILL})
@@ -71,6 +72,7 @@ class Normaliser:
         self.known = set(spelling) | set(forms) | set(concepts)
         self.known.update(word for words in spelling.values() for word in words)
         self.fuzzy = sorted(set(fuzzy))
+        self.not_typos = frozenset(not_typos)  # real words near a key word ("hunting", "pulls"): never respelt
         self.known.update(self.fuzzy)
         self.by_sound: dict[str, str] = {}  # only the words of locales spelled by sound (Spanish)
         sound_alike = set(sound_alike)
@@ -103,13 +105,15 @@ class Normaliser:
                 return self.spelling[candidate]
             if candidate in self.known:
                 return (candidate,)
+        if token.endswith("in") and token + "g" in self.known:  # a dropped g: "killin", "nothin"
+            return self.words(token + "g")
         token = REPEATED3.sub(r"\1\1", token)
         clitic = CLITIC.match(token)
-        if clitic:
+        if clitic and len(clitic.group(1)) >= 5:  # an unknown verb's clitic; "fuerte", "parte" are no verbs
             return (*self.words(clitic.group(1)), CLITIC_AS[clitic.group(2)])
         if len(token) >= 3 and sound(token) in self.by_sound:
             return self.words(self.by_sound[sound(token)])
-        if len(token) >= 5:
+        if len(token) >= 5 and token not in self.not_typos:
             limit = 1 if len(token) < 8 else 2
             near = process.extractOne(token, self.fuzzy, scorer=OSA.distance, score_cutoff=limit)
             if near and near[0][0] == token[0]:

@@ -90,17 +90,17 @@ class Pattern:
         return None
 
     def _match_window(self, words: list[frozenset[str]]) -> tuple[int, ...] | None:
+        """Every slot at a distinct position inside one span of `window` words (any order)."""
         where = [[p for p, word in enumerate(words) if not slot.isdisjoint(word)] for slot in self.slots]
         if not all(where):
             return None
-        span = self.window
-        for anchor in where[0]:
-            taken = [anchor]
-            for positions in where[1:]:
-                near = [p for p in positions if p not in taken and max(taken + [p]) - min(taken + [p]) < span]
-                if not near:
+        for start in sorted({p for positions in where for p in positions}):
+            taken: list[int] = []
+            for positions in where:
+                inside = [p for p in positions if start <= p < start + self.window and p not in taken]
+                if not inside:
                     break
-                taken.append(min(near, key=lambda p: abs(p - anchor)))
+                taken.append(inside[0])
             else:
                 return tuple(taken)
         return None

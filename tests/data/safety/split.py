@@ -4,6 +4,11 @@
     python tests/data/safety/split.py --check    # check all.jsonl and that both parts on disk are what it would write
     python tests/data/safety/split.py --counts   # print the counts (category x language x part) as Markdown
 
+`added.jsonl` holds the families written after the held-out part was fixed and tuning had begun
+(same format): they join the tuning part only and never change the held-out pick, which is made on
+`all.jsonl` alone. An added family must be a new concept (not a variant or translation of one in
+`all.jsonl`), so nothing of the held-out part is tuned on in another wording.
+
 Once the parts are written, a family never moves between them (the script refuses; --reshuffle
 overrides, and is only for before anything has been tuned on the corpus).
 
@@ -28,6 +33,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SOURCE, TUNING, HELDOUT = HERE / "all.jsonl", HERE / "corpus.jsonl", HERE / "heldout.jsonl"
+ADDED = HERE / "added.jsonl"  # written after the held-out fifth was fixed: tuning only
 SEED = "learning-companion/issue-9/safety-heldout"
 FRACTION = 5  # one concept in five is held out
 KEYS = {"family", "category", "kind", "lang", "text"}
@@ -44,26 +50,28 @@ KINDS = {
 }
 
 
-def load(path: Path = SOURCE) -> list[dict]:
-    """Every row of `path`, checked: the label scheme, 3–6 variants a family, families contiguous."""
+def load(*paths: Path) -> list[dict]:
+    """Every row of `paths` (default all.jsonl), checked together: the label scheme, 3–6 variants a
+    family, families contiguous, no text twice."""
     rows, problems = [], []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            problems.append(f"line {number}: not JSON ({error})")
-            continue
-        if set(row) != KEYS:
-            problems.append(f"line {number}: keys {sorted(row)} (want {sorted(KEYS)})")
-        elif row["category"] not in KINDS or row["kind"] not in KINDS[row["category"]]:
-            problems.append(f"line {number}: unknown category/kind {row['category']}/{row['kind']}")
-        elif row["lang"] not in LANGS:
-            problems.append(f"line {number}: unknown lang {row['lang']!r}")
-        elif not isinstance(row["text"], str) or not row["text"].strip():
-            problems.append(f"line {number}: empty text")
-        rows.append(row)
+    for path in paths or (SOURCE,):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                problems.append(f"{path.name} line {number}: not JSON ({error})")
+                continue
+            if set(row) != KEYS:
+                problems.append(f"{path.name} line {number}: keys {sorted(row)} (want {sorted(KEYS)})")
+            elif row["category"] not in KINDS or row["kind"] not in KINDS[row["category"]]:
+                problems.append(f"{path.name} line {number}: unknown category/kind {row['category']}/{row['kind']}")
+            elif row["lang"] not in LANGS:
+                problems.append(f"{path.name} line {number}: unknown lang {row['lang']!r}")
+            elif not isinstance(row["text"], str) or not row["text"].strip():
+                problems.append(f"{path.name} line {number}: empty text")
+            rows.append(row)
     families: dict[str, list[dict]] = defaultdict(list)
     order: list[str] = []
     for row in rows:
@@ -74,6 +82,8 @@ def load(path: Path = SOURCE) -> list[dict]:
             order.append(name)
         families[name].append(row)
     for name, members in families.items():
+        if not str(name).endswith(("-en", "-es")):
+            problems.append(f"family {name}: its id does not end in its main language (-en or -es)")
         if not 3 <= len(members) <= 6:
             problems.append(f"family {name}: {len(members)} variants (want 3-6)")
         if len({(m.get("category"), m.get("kind")) for m in members}) != 1:
@@ -90,8 +100,25 @@ def load(path: Path = SOURCE) -> list[dict]:
             problems.append(f"duplicate text in {seen[key]} and {row.get('family')}: {row.get('text')!r}")
         seen[key] = row.get("family")
     if problems:
-        sys.exit("all.jsonl is not valid:\n  " + "\n  ".join(problems))
+        sys.exit("the corpus is not valid:\n  " + "\n  ".join(problems))
     return rows
+
+
+def added_rows(source: list[dict]) -> list[dict]:
+    """added.jsonl's rows (tuning only), each family a concept all.jsonl does not have."""
+    if not ADDED.exists():
+        return []
+    added = load(ADDED)
+    known = {concept(row["family"]) for row in source}
+    reused = sorted({row["family"] for row in added if concept(row["family"]) in known})
+    if reused:
+        sys.exit("added.jsonl reuses concepts of all.jsonl (give them new concept names): " + ", ".join(reused))
+    # a text all.jsonl already has: named by its line here only, so no held-out message is shown
+    texts = {" ".join(row["text"].casefold().split()) for row in source}
+    twice = [str(number) for number, row in enumerate(added, 1) if " ".join(row["text"].casefold().split()) in texts]
+    if twice:
+        sys.exit("added.jsonl repeats messages of all.jsonl (reword them), its lines: " + ", ".join(twice))
+    return added
 
 
 def rank(name: str) -> str:
@@ -211,7 +238,10 @@ def main() -> None:
                         help="allow families to move between the parts already written (only before any tuning)")
     args = parser.parse_args()
     rows = load()
+    added = added_rows(rows)
     tuning, heldout = parts(rows)
+    tuning += added
+    rows += added
     leak = moved(tuning, heldout)
     if leak and not args.reshuffle and not args.counts:
         sys.exit("this would move families between the parts: " + ", ".join(leak) +
