@@ -108,6 +108,8 @@ def measure(url: str, sample: int) -> None:
 
     engine = make_engine(url)
     store = Store(engine)
+    with store.transaction() as tx:  # genius hour's weekly project check-in too (off by default), on Friday
+        REGISTRY.settings.set(tx, 1, "genius_hour_day", "friday", NOW)
     started = time.perf_counter()
     planned = schedule.plan_week(store, REGISTRY, MONDAY, NOW)
     planned_s = time.perf_counter() - started

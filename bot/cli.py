@@ -14,8 +14,11 @@ from core.config import Settings
 from core.engine.pipeline import Engine, utc_now
 from core.features import registry
 from bot.privacy_cli import find_one, register as register_privacy_commands
+from bot.digest_cli import register as register_digest_commands
 from bot.schedule_cli import import_school_year, register as register_schedule_commands
 from bot.school_cli import register as register_school_commands
+from bot.reflection_cli import register as register_reflection_commands
+from bot.plan_cli import register as register_plan_commands
 from core.domain.store import Store
 
 
@@ -209,7 +212,10 @@ def flows(ctx: click.Context, fmt: str) -> None:
 
 register_schedule_commands(main, app)
 register_privacy_commands(main, app)
+register_digest_commands(main, app)
 register_school_commands(main, app)
+register_reflection_commands(main, app)
+register_plan_commands(main, app)
 
 if __name__ == "__main__":
     main()

@@ -6,6 +6,7 @@ A message's image or document is copied from the file store into a folder (by de
 
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 import uuid
@@ -46,7 +47,8 @@ class ConsoleChat:
         if line.isdigit() and 1 <= int(line) <= len(self.shown_buttons):
             payload = self.shown_buttons[int(line) - 1][1]
         self.engine.handle(Inbound(platform=PLATFORM, event_id=uuid.uuid4().hex, sender=self.user,
-                                   chat_id=self.user, text=None if payload else line, payload=payload))
+                                   chat_id=self.user, text=None if payload else line, payload=payload,
+                                   locale=os.environ.get("LC_ALL") or os.environ.get("LANG")))
         self.deliver()
 
     def deliver(self) -> None:

@@ -4,12 +4,17 @@ the nudge sweeps.
     POST /slack/events      Slack events, button actions and `/companion` (also at /slack/actions
                             and /slack/commands, for apps configured with separate URLs)
     POST /telegram/webhook  Telegram updates, when TELEGRAM_WEBHOOK_URL is set (polling otherwise)
-    GET  /healthz           200 while the database answers
+    GET  /healthz           200 {"status": "ok"} when the database answers within HEALTH_DEADLINE and the
+                            workers run; else 503 with what is wrong — never waits longer than that
+    GET  /metrics           the Prometheus text format (core/delivery/metrics.py)
 
 Every event is stored in the inbox before the platform is told it arrived (core/delivery/inbox.py),
 and the inbox worker hands it to the engine, each person's in order. Log records are cleaned of
-tokens and of people's words, the libraries' included (bot/logs.py). On SQLite a scheduler job
-that meets a locked database tries again within the minute (`retry_when_locked`).
+tokens and of people's words, the libraries' included, and written as JSON lines (bot/logs.py).
+On SQLite a scheduler job that meets a locked database tries again within the minute
+(`retry_when_locked`). The health check and the metrics read the database on threads of their
+own, with a deadline, so a busy database (a held SQLite lock, a slow PostgreSQL) makes them answer
+"unavailable" at once instead of hanging behind the engine's work.
 
 SIGTERM (or Ctrl-C): polling stops and the HTTP listener closes, so no new work is taken; requests
 in hand, the events stored in the inbox (for up to ten seconds) and sends in flight all finish;
@@ -24,10 +29,13 @@ import gc
 import logging
 import signal
 import sqlite3
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timezone
 from typing import Awaitable, Callable, Sequence
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine as Database
 from sqlalchemy import exc as database_errors
@@ -39,6 +47,7 @@ from bot.channel import Channel, StartupError, channel_classes
 from core.schedule import policy as schedule
 from core.config import Settings
 from core.delivery.inbox import InboxWorker
+from core.delivery.metrics import Metrics
 from core.delivery.worker import Delivery, worker_name
 from core.engine.pipeline import Engine
 from core.features import registry
@@ -46,6 +55,7 @@ from core.domain.store import Store
 
 log = logging.getLogger(__name__)
 Background = Callable[[asyncio.Event], Awaitable[None]]  # e.g. the scheduler: runs until the event is set
+HEALTH_DEADLINE = 0.8  # seconds /healthz and /metrics wait for the database before saying it does not answer
 
 
 def problems(settings: Settings) -> list[str]:
@@ -64,6 +74,7 @@ def problems(settings: Settings) -> list[str]:
 def serve(settings: Settings, engine: Database, *, background: Sequence[Background] = ()) -> None:
     """Run until SIGTERM or SIGINT; raises StartupError for a configuration that cannot work."""
     logs.install(settings)  # before anything logs: the tokens and people's words never reach a log line
+    logs.json_lines()
     found = problems(settings)
     if found:
         raise StartupError("; ".join(found))
@@ -87,18 +98,23 @@ class Service:
         self.database = database
         self.background = background
         self.conversation = Engine(Store(database), registry(settings.features), settings)
+        self.metrics = Metrics()
         self.channels: dict[str, Channel] = {
             channel.platform: channel(settings, self.conversation, self.wake)
             for channel in channel_classes() if channel.configured(settings)}
         chats = [channel for channel in self.channels.values() if getattr(channel, "chat", True)]
         self.inbox = InboxWorker(self.conversation, {channel.platform: channel for channel in chats},
-                                 clock=self.conversation.clock, on_handled=self.wake)
+                                 clock=self.conversation.clock, on_handled=self.wake, metrics=self.metrics)
         for channel in chats:
             channel.inbox = self.inbox
         self.delivery = Delivery(self.conversation.store, self.conversation.catalog, list(self.channels.values()),
-                                 clock=self.conversation.clock)
+                                 clock=self.conversation.clock, metrics=self.metrics)
         self.runner: web.AppRunner | None = None
         self.port: int | None = None
+        self.workers: dict[str, asyncio.Task] = {}
+        # Threads of their own for the probes (health, metrics), so they never queue behind the engine's.
+        self.probes = ThreadPoolExecutor(max_workers=2, thread_name_prefix="probe")
+        self.probing: dict[str, tuple[Future, float]] = {}  # probe → the read in progress, since when
 
     def __getattr__(self, name: str) -> Channel | None:
         """`service.telegram`, `service.slack`, …: that platform's channel, or None when it is not configured."""
@@ -114,20 +130,64 @@ class Service:
         """The routes of the configured channels, and the health check."""
         app = web.Application()
         app.router.add_get("/healthz", self.health)
+        app.router.add_get("/metrics", self.scrape)
         for channel in self.channels.values():
             for path, endpoint in channel.routes().items():
                 app.router.add_post(path, endpoint)
         return app
 
     async def health(self, request: web.Request) -> web.Response:
-        """GET /healthz: the database answers a query."""
-        await asyncio.to_thread(self._ping)
+        """GET /healthz: 200 when the database answers within the deadline and every worker runs, else 503
+        with the problems in words an operator can act on."""
+        found = [] if (problem := await self._probe("health", self._ping)) is None else [problem]
+        found += [f"the {name} worker stopped: {self._why(task)}" for name, task in self.workers.items() if task.done()]
+        if found:
+            log.warning("unhealthy", extra={"event": "health.unhealthy", "problems": found})
+            return web.json_response({"status": "unavailable", "problems": found}, status=503)
         return web.json_response({"status": "ok"})
 
+    async def scrape(self, request: web.Request) -> web.Response:
+        """GET /metrics: this process's counters and the database's figures (when it answers in time)."""
+        problem = await self._probe("metrics", lambda: self.metrics.read_database(self.conversation.store,
+                                                                         self.conversation.clock()))
+        if problem is not None:
+            self.metrics.database_up.set(0)
+        return web.Response(body=self.metrics.text(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _probe(self, name: str, read: Callable[[], None]) -> str | None:
+        """Run `read` on a probe thread within HEALTH_DEADLINE; what went wrong, or None. A probe still
+        stuck from an earlier request is not joined by another: the answer is at once that it is stuck."""
+        if name in self.probing and not self.probing[name][0].done():
+            waited = time.monotonic() - self.probing[name][1]
+            return f"the database has not answered for {waited:.1f} s (busy or locked)"
+        future = self.probes.submit(read)
+        self.probing[name] = (future, time.monotonic())
+        try:
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), HEALTH_DEADLINE)
+        except asyncio.TimeoutError:
+            return f"the database did not answer within {HEALTH_DEADLINE} s (busy or locked)"
+        except Exception as error:
+            return f"the database refused the query: {type(error).__name__}"
+        return None
+
+    @staticmethod
+    def _why(task: asyncio.Task) -> str:
+        error = None if task.cancelled() else task.exception()
+        return type(error).__name__ if error else "it ended"
+
     def _ping(self) -> None:
-        """One query: raises when the database does not answer."""
-        with self.database.connect() as connection:
-            connection.execute(text("SELECT 1"))
+        """Raises, or blocks, when the database cannot take an event now. SQLite's readers never wait in
+        WAL mode, so there the probe takes the write lock every event needs (and gives it back)."""
+        if self.database.dialect.name != "sqlite":
+            with self.database.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            return
+        connection = self.database.raw_connection()
+        try:
+            connection.cursor().execute("BEGIN IMMEDIATE")
+            connection.rollback()
+        finally:
+            connection.close()
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Start everything, serve until `stopping` is set, then shut down without losing work."""
@@ -152,10 +212,10 @@ class Service:
         gc.collect()
         gc.freeze()  # start-up's objects live as long as the process: full collections skip them (~70 ms each)
         log.info("serving on http://%s:%s", self.settings.http_host, self.port)
-        workers = [asyncio.create_task(self.inbox.run(stopping)),
-                   asyncio.create_task(self.delivery.run(stopping)),
-                   asyncio.create_task(self.wake_nudges(stopping)),
-                   *(asyncio.create_task(task(stopping)) for task in self.background)]
+        self.workers = {"inbox": asyncio.create_task(self.inbox.run(stopping)),
+                        "delivery": asyncio.create_task(self.delivery.run(stopping)),
+                        "nudge": asyncio.create_task(self.wake_nudges(stopping))}
+        workers = [*self.workers.values(), *(asyncio.create_task(task(stopping)) for task in self.background)]
         await stopping.wait()
         log.info("stopping: finishing the work in hand")
         for channel in started:
@@ -163,6 +223,7 @@ class Service:
         await self.runner.cleanup()
         await asyncio.gather(*workers)  # sends in flight finish while the channels' connections are open
         await self._stop_channels(started)
+        self.probes.shutdown(wait=False, cancel_futures=True)  # a probe stuck on a locked database is not waited for
 
     async def wake_nudges(self, stopping: asyncio.Event) -> None:
         """APScheduler 3 wakes the nudge sweeps; the database, not the scheduler, knows what is due."""

@@ -62,6 +62,9 @@ DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=60)
 PROFILE_FORM = "profile"  # the engine's form (core/features/profile.py) behind the modal
 PROFILE_MODAL = "profile_modal"  # the App Home button's action id and the modal's callback id
 PROFILE_TEXT_FIELDS = ("strengths", "needs", "interests", "aim")
+SUMMARY_MODAL = "student_summary"  # an App Home button's action id prefix: a student's summary in a modal
+SUMMARY_PAYLOAD = "/student "  # the dashboard's buttons that open a summary (the engine's /student command)
+BLOCK_TEXT, BLOCK_BUTTONS, VIEW_BLOCKS = 3000, 25, 100  # Slack's limits: a section's text, an actions block, a view
 FILE_FIELDS = ("id", "name", "title", "mimetype", "size", "url_private", "url_private_download")  # kept to download
 log = logging.getLogger(__name__)
 
@@ -95,6 +98,7 @@ class SlackAdapter(Channel):
         self.app.event("tokens_revoked")(self.tracked(self.on_tokens_revoked))
         self.app.event(re.compile(".*"))(self.on_other_event)  # app_mention and the rest: after the above
         self.app.action(PROFILE_MODAL)(self.tracked(self.on_profile_button))  # before the catch-all below
+        self.app.action(re.compile(f"^{SUMMARY_MODAL}-"))(self.tracked(self.on_summary_button))
         self.app.view_submission(PROFILE_MODAL)(self.tracked(self.on_profile_submitted))
         self.app.view_closed(re.compile(".*"))(self.on_modal_closed)
         self.app.action(re.compile(".*"))(self.tracked(self.on_button))
@@ -201,7 +205,8 @@ class SlackAdapter(Channel):
             opened = await self.client.conversations_open(users=inbound.sender)
             inbound = replace(inbound, chat_id=opened["channel"]["id"])
         if extra.get("email") and not await asyncio.to_thread(self.linked, inbound.sender):
-            inbound = replace(inbound, email=await self._email(inbound.sender))
+            email, locale = await self._email(inbound.sender)
+            inbound = replace(inbound, email=email, locale=locale)
         if extra.get("file"):
             inbound = replace(inbound, attachment=await self.download(extra["file"], inbound.attachment,
                                                                       inbound.chat_id))
@@ -278,18 +283,39 @@ class SlackAdapter(Channel):
         await ack()
 
     async def on_home(self, event: dict) -> None:
-        """The App Home tab: the student's week (their plan) and a profile button, or how to link the account."""
+        """The App Home tab: the student's week (their plan) and a profile button; an adviser's live dashboard
+        (the triage with its buttons, the class figures, a summary button per student); or how to link."""
         if event.get("tab") != "home":
             return
-        text = await asyncio.to_thread(self.home_text, event["user"])
+        pages = await asyncio.to_thread(self.conversation.overview, PLATFORM, event["user"])
         form = await asyncio.to_thread(self.conversation.form_values, PROFILE_FORM, PLATFORM, event["user"])
-        home_blocks = [section(text)]
+        home_blocks = dashboard_blocks(pages)
         if form is not None:
             locale, _ = form
             label = self.conversation.catalog.label("slack.profile_edit", locale)
             home_blocks.append({"type": "actions", "elements": [
                 {"type": "button", "action_id": PROFILE_MODAL, "text": {"type": "plain_text", "text": label}}]})
-        await self.client.views_publish(user_id=event["user"], view={"type": "home", "blocks": home_blocks})
+        await self.client.views_publish(user_id=event["user"], view={"type": "home", "blocks": home_blocks[:VIEW_BLOCKS]})
+
+    async def on_summary_button(self, ack: AsyncAck, body: dict) -> None:
+        """A student's name on the App Home: their summary in a modal (only a student the adult may see)."""
+        await ack()
+        user, action = body["user"]["id"], body["actions"][0]
+        pages = await asyncio.to_thread(self.conversation.overview, PLATFORM, user, "student",
+                                        action.get("value", "").removeprefix(SUMMARY_PAYLOAD))
+        catalog, locale = self.conversation.catalog, self.settings.default_locale
+        locale = await asyncio.to_thread(self.locale_of, user) or locale
+        await self.client.views_open(trigger_id=body["trigger_id"], view={
+            "type": "modal", "callback_id": SUMMARY_MODAL,
+            "title": {"type": "plain_text", "text": catalog.label("adviser.summary_title", locale)[:24]},
+            "close": {"type": "plain_text", "text": catalog.label("adviser.close", locale)[:24]},
+            "blocks": [block for page in pages for block in text_blocks(page.text)][:VIEW_BLOCKS]})
+
+    def locale_of(self, user: str) -> str | None:
+        """The language a linked account reads (for a modal's title), or None."""
+        with self.conversation.store.transaction() as tx:
+            sender = tx.sender(PLATFORM, user)
+            return (sender.locale or sender.school_locale) if sender else None
 
     async def on_profile_button(self, ack: AsyncAck, body: dict) -> None:
         """"Edit my profile" on the App Home: open the profile as a modal, filled in as it stands."""
@@ -348,23 +374,21 @@ class SlackAdapter(Channel):
         """Log a failed listener; the event is acknowledged already, the database holds the state."""
         log.error("slack request failed: %s", body.get("type"), exc_info=error)
 
-    async def _email(self, user: str) -> str | None:
-        """The e-mail the workspace holds for `user` (scope users:read.email), for roster linking; None when
-        Slack says there is none. A Web API that does not answer raises: the event is tried again later."""
+    async def _email(self, user: str) -> tuple[str | None, str | None]:
+        """The e-mail the workspace holds for `user` (scope users:read.email), for roster linking, and the
+        user's locale ("es-LA"), the first guess at their language; None when Slack says there is none.
+        A Web API that does not answer raises: the event is tried again later."""
         try:
-            return (await self.client.users_info(user=user))["user"]["profile"].get("email")
+            found = (await self.client.users_info(user=user, include_locale=True))["user"]
+            return found["profile"].get("email"), found.get("locale")
         except SlackApiError as error:
             if isinstance(translate(error), (RateLimited, Unavailable)):
                 raise
             log.info("no e-mail for %s: %s", user, error.response.get("error"))
-            return None
+            return None, None
         except KeyError as error:
             log.info("no e-mail for %s: %s missing", user, error)
-            return None
-
-    def home_text(self, user: str) -> str:
-        """The App Home text: a student's plan and week, an adviser's students, in their language."""
-        return "\n\n".join(rendered.text for rendered in self.conversation.overview(PLATFORM, user))
+            return None, None
 
     # -- messages out (core.delivery.worker.Sender) --------------------------------------------------------
 
@@ -457,6 +481,35 @@ def section(text: str) -> dict:
     return {"type": "section", "text": {"type": "mrkdwn", "text": escaped[:3000]}}
 
 
+def text_blocks(text: str) -> list[dict]:
+    """Long text as sections within Slack's limit, cut between paragraphs (or lines) where it can."""
+    found, current = [], ""
+    for paragraph in text.split("\n"):
+        while len(paragraph) > BLOCK_TEXT:
+            found.append(paragraph[:BLOCK_TEXT])
+            paragraph = paragraph[BLOCK_TEXT:]
+        if current and len(current) + 1 + len(paragraph) > BLOCK_TEXT - 100:  # escaping may lengthen it a little
+            found.append(current)
+            current = paragraph
+        else:
+            current = f"{current}\n{paragraph}" if current else paragraph
+    return [section(part) for part in [*found, current] if part.strip()]
+
+
+def dashboard_blocks(pages: list[Rendered]) -> list[dict]:
+    """What the App Home shows: each page's text, then its buttons, 25 to an actions block; a button that opens a
+    student's summary opens it in a modal, the others are taps like any (answered in the DM)."""
+    result: list[dict] = []
+    for page in pages:
+        result += text_blocks(page.text) or [section(page.text)]
+        elements = [{"type": "button", "text": {"type": "plain_text", "text": label[:75]}, "value": payload,
+                     "action_id": f"{SUMMARY_MODAL}-{n}" if payload.startswith(SUMMARY_PAYLOAD) else f"home-{n}"}
+                    for n, (label, payload) in enumerate(page.buttons)]
+        result += [{"type": "actions", "elements": elements[start:start + BLOCK_BUTTONS]}
+                   for start in range(0, len(elements), BLOCK_BUTTONS)]
+    return result
+
+
 def blocks(message: Rendered) -> list[dict]:
     """The text, then the choices as buttons whose value is the payload."""
     result = [section(message.text)]
@@ -515,8 +568,14 @@ def inbound_of(body: dict) -> tuple[Inbound, dict | None] | None:
     if kind == "block_actions":
         actions = body.get("actions") or []
         channel = (body.get("channel") or {}).get("id")
-        if not actions or not channel or actions[0].get("action_id") == PROFILE_MODAL:
+        action_id = actions[0].get("action_id", "") if actions else ""
+        if not actions or action_id == PROFILE_MODAL or action_id.startswith(f"{SUMMARY_MODAL}-"):
             return None
+        if not channel:  # a tap on the App Home ("Followed up", "I'm on it"): answered in the DM
+            if (body.get("container") or {}).get("type") != "view" or not actions[0].get("value"):
+                return None
+            return Inbound(PLATFORM, "action:" + body["trigger_id"], body["user"]["id"], "",
+                           payload=actions[0]["value"]), {"open_dm": True}
         return Inbound(PLATFORM, "action:" + body["trigger_id"], body["user"]["id"], channel,
                        payload=actions[0].get("value")), None
     if body.get("command") == "/companion":  # `/companion goals` is `/goals` said in the DM; alone, `/help`

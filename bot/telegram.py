@@ -331,12 +331,14 @@ def inbound_of(update: Update) -> tuple[Inbound, dict | None] | None:
     if update.callback_query is not None:
         query = update.callback_query
         chat_id = query.message.chat.id if query.message else query.from_user.id
-        return Inbound(PLATFORM, str(update.update_id), str(query.from_user.id), str(chat_id), payload=query.data), None
+        return Inbound(PLATFORM, str(update.update_id), str(query.from_user.id), str(chat_id), payload=query.data,
+                       locale=query.from_user.language_code), None
     message = update.message
     if message is None or message.chat.type != "private" or message.from_user is None:
         return None
     inbound = Inbound(PLATFORM, str(update.update_id), str(message.from_user.id), str(message.chat_id),
-                      text=message.text or message.caption, attachment=attachment_of(message))
+                      text=message.text or message.caption, attachment=attachment_of(message),
+                      locale=message.from_user.language_code)
     source = message.photo[-1] if message.photo else message.document
     if inbound.attachment is None or source is None:
         return inbound, None

@@ -51,13 +51,15 @@ class Chat:
     platform: str = "console"
     events: itertools.count = field(default_factory=lambda: itertools.count(1))
     last_buttons: tuple = ()
+    locale: str | None = None  # the language the chat app reports for this account (Telegram's language_code)
 
     def say(self, text: str | None = None, payload: str | None = None, event_id: str | None = None) -> list:
         """Send one message (text, or a button payload when it starts with @); returns the replies."""
         if text is not None and text.startswith("@"):
             text, payload = None, text[1:]
         event_id = event_id or f"{self.user}-{next(self.events)}"
-        self.engine.handle(Inbound(self.platform, event_id, self.user, self.user, text=text, payload=payload))
+        self.engine.handle(Inbound(self.platform, event_id, self.user, self.user, text=text, payload=payload,
+                                   locale=self.locale))
         return self.deliver()
 
     def deliver(self) -> list:

@@ -134,8 +134,12 @@ def test_the_commands_import_a_calendar_and_show_a_students_schedule(companion, 
     assert shown.exit_code == 0, shown.output
     lines = shown.output.splitlines()
     assert lines[0].startswith("Lucia Test") and "America/New_York, prefers 15:30" in lines[0]
-    assert len(lines) == 6 and all("goals" in line or "review" in line for line in lines[1:5])
-    assert "checkin" in lines[5] and "none" in lines[5] and "off (checkin.day is off)" in lines[5]  # every trigger
+    assert len(lines) == 9 and all("goals" in line or "review" in line for line in lines[1:5])
+    # every trigger, those not due these weeks too (the report card, genius hour's check-in: issues 14 and 17)
+    assert "report_card " in lines[5] and "none ends in time for these weeks" in lines[5]
+    assert "checkin" in lines[6] and "none" in lines[6] and "off (checkin.day is off)" in lines[6]
+    assert "project_checkin" in lines[7] and "off (genius_hour_day is off)" in lines[7]
+    assert "report_card_asked" in lines[8] and "on demand" in lines[8]
     assert "no reachable chat account" in shown.output  # enrolled, not linked yet
     assert companion("schedule", "show", "nobody").exit_code == 1
     planned = companion("schedule", "plan")

@@ -27,7 +27,6 @@ import bot.schedule_cli
 from bot.cli import main as companion_main
 from bot.schedule_cli import register
 from core.domain.store import Store
-from core.engine.registry import Feature, Trigger, When
 from core.features import REGISTRY
 from core.school.calendar import (CalendarError, calendar_url, classify, is_holiday_feed, parse_calendar,
                                   read_event_words, reimport_calendars, shown_source)
@@ -35,9 +34,6 @@ from core.school.demo import write_demo_roster
 from tests.helpers import enrol
 
 FIXTURES = Path(__file__).parent / "fixtures" / "calendars"
-# The installed features plus a reflection after each grading period (no installed feature has one yet).
-REFLECTION = REGISTRY.extended(Feature("reflect", prompts=None, triggers=(
-    Trigger("reflection", when=When.calendar, after="grading_period", priority=3),)))
 
 
 @pytest.fixture
@@ -49,7 +45,7 @@ def companion(engine, now, monkeypatch):
     @click.pass_context
     def main(ctx: click.Context) -> None:
         """The test's stand-in for `companion`."""
-        ctx.obj = SimpleNamespace(engine=engine, registry=REFLECTION)
+        ctx.obj = SimpleNamespace(engine=engine, registry=REGISTRY)  # the report card follows each grading period
 
     register(main, lambda ctx: ctx.obj)
 
@@ -128,9 +124,9 @@ def test_a_district_calendar_with_one_day_semester_events_and_no_school_categori
     assert week(companion, "2026-11-23")[1] == ("Tue 24 Nov 2026 15:30 EST review weekly planned moved from Fri to "
                                                 "Tue: holiday (Thanksgiving Recess)")
     assert week(companion, "2027-01-04")[:2] == [  # the report-card reflection waits for the first school day
-        "Mon 04 Jan 2027 15:30 EST goals weekly planned",
-        "Mon 04 Jan 2027 15:30 EST reflection calendar planned after End of 2nd Quarter (ended Fri 18 Dec), on the "
+        "Mon 04 Jan 2027 15:30 EST report_card calendar planned after End of 2nd Quarter (ended Fri 18 Dec), on the "
         "first school day after holiday (Winter Recess - Schools Closed)",
+        "Mon 04 Jan 2027 15:30 EST goals weekly skipped report_card takes its place",  # issue 14: one nudge that day
     ]
 
 
@@ -382,9 +378,9 @@ def test_academic_sessions_give_terms_and_grading_periods_that_win_over_a_calend
     assert week(companion, "2027-01-11", 2) == [
         "Mon 11 Jan 2027 15:30 EST goals weekly planned",
         "Fri 15 Jan 2027 15:30 EST review weekly planned",
-        "Tue 19 Jan 2027 15:30 EST goals weekly planned moved from Mon to Tue: outside term",
-        "Tue 19 Jan 2027 15:30 EST reflection calendar planned after Quarter 2 (ended Fri 15 Jan), on the first school "
-        "day after outside term",
+        "Tue 19 Jan 2027 15:30 EST report_card calendar planned after Quarter 2 (ended Fri 15 Jan), on the first "
+        "school day after outside term",
+        "Tue 19 Jan 2027 15:30 EST goals weekly skipped report_card takes its place",  # issue 14: one nudge that day
         "Fri 22 Jan 2027 15:30 EST review weekly planned",
     ]
     shown = companion("calendar", "show", "--from", "2027-01-01")

@@ -41,15 +41,23 @@ def conversation(engine, now):
 
 
 def onboarding_table(code: str, locale: str) -> list:
+    """The chat app reports the student's language; the school's is English. A Spanish speaker
+    confirms Spanish with one tap before the consent, which comes in Spanish, once."""
     w = WORDS[locale]
+    language = ([(code, ["link/welcome", "onboarding/consent"]),
+                 ("@agree", ["profile/ask_language"]),
+                 (f"@{locale}", ["profile/ask_timezone"])] if locale == "en" else
+                [(code, ["link/welcome", "onboarding/ask_language"]),  # the language first
+                 (f"@{locale}", ["onboarding/consent"]),  # then the consent, in that language, once
+                 ("@agree", ["profile/ask_timezone"])])
     return [
         (w["hello"], ["link/need_code"]),
         ("WRONG-CODE", ["link/bad_code"]),
-        (code, ["link/welcome", "onboarding/consent"]),
-        ("@agree", ["profile/ask_language"]),
-        (f"@{locale}", ["profile/ask_timezone"]),
-        ("Atlantis", ["errors/need_timezone", "profile/ask_timezone"]),
-        ("@keep", ["profile/ask_strengths"]),
+        *language,
+        ("Narnia", ["errors/need_timezone", "profile/ask_timezone"]),
+        ("Chicago", ["profile/timezone_check"]),  # a typed place is confirmed by the local time there now
+        ("@change", ["profile/ask_timezone"]),
+        ("@keep", ["profile/ask_strengths"]),  # the school's zone, tapped: nothing to confirm
         (w["strengths"], ["profile/ask_needs"]),
         (w["needs"], ["profile/ask_interests"]),
         (w["interests"], ["profile/ask_aim"]),
@@ -61,7 +69,7 @@ def onboarding_table(code: str, locale: str) -> list:
 
 def onboard(conversation, engine, now, locale: str) -> tuple[Chat, int]:
     person_id, code = enrol(engine, now)
-    chat = Chat(conversation, f"student-{person_id}")
+    chat = Chat(conversation, f"student-{person_id}", locale=locale)
     play(chat, onboarding_table(code, locale))
     return chat, person_id
 
@@ -71,11 +79,13 @@ def goals_table(locale: str) -> list:
     return [
         ("/goals", ["goals/ask_goal"]),
         (w["vague"], ["goals/smart_feedback"]),  # vague, not measurable, no day: gentle SMART feedback
-        (w["goal"], ["goals/ask_category"]),  # sharper, with a day: the due question is skipped
+        (w["goal"], ["goals/replace_or_add"]),  # a goal of its own: replace the first, or add to it?
+        ("@replace", ["goals/confirm_goal"]),  # the result, shown for one tap
+        ("@yes", ["goals/ask_category"]),  # sharper, with a day: the due question is skipped
         ("@content_knowledge", ["goals/ask_outcome"]),
         (w["outcome"], ["goals/ask_obstacle"]),
         (w["obstacle"], ["goals/ask_plan"]),
-        (w["plan"], ["goals/ask_confidence"]),
+        (w["plan"], ["goals/ask_confidence"]),  # the if–then plan is shown with this question
         ("9", ["errors/need_number", "goals/ask_confidence"]),
         ("@4", ["goals/saved", "goals/ask_another"]),
         ("@yes", ["goals/ask_goal"]),
@@ -86,7 +96,8 @@ def goals_table(locale: str) -> list:
         (w["outcome"], ["goals/ask_obstacle"]),
         (w["obstacle"], ["goals/ask_plan"]),
         (w["plan"], ["goals/ask_confidence"]),
-        ("@2", ["goals/saved", "goals/ask_another"]),
+        ("@2", ["goals/saved", "goals/ask_smaller"]),  # low confidence: make it smaller, or keep it
+        ("@keep", ["goals/ask_another"]),
         ("@no", ["goals/summary"]),
     ]
 
@@ -160,7 +171,7 @@ def test_three_goals_at_most(conversation, engine, now):
              ("I feel tired", ["goals/ask_plan"]), ("take a short walk first", ["goals/ask_confidence"]),
              ("@5", ["goals/saved", "goals/summary"])]  # no "another?" after the third goal
     play(chat, third)
-    play(chat, [("/goals", ["goals/week_full"])])
+    play(chat, [("/goals", ["goals/this_week"])])  # the week is full: its goals, to edit, mark done or delete
 
 
 @pytest.mark.parametrize("locale", LOCALES)
@@ -180,7 +191,8 @@ def test_review_then_next_week_carries_unfinished_goals(engine, now, locale):
     next_monday = Engine(Store(engine), REGISTRY, clock=lambda: now + timedelta(days=7))
     chat.engine = next_monday
     play(chat, [("/goals", ["goals/carry_over"]),  # the partly-done goal: carry it forward
-                ("@carry", ["goals/ask_goal"])])
+                ("@carry", ["goals/this_week"]),  # now this week's: listed, with a new goal offered
+                ("@new", ["goals/ask_goal"])])
     with engine.connect() as db:
         rows = db.execute(text("SELECT text, status, carried_from_id FROM goal WHERE person_id = :id ORDER BY id"),
                           {"id": person_id}).all()
@@ -212,7 +224,7 @@ def test_profile_can_be_read_and_changed(conversation, engine, now):
                              ("chess and poetry", ["profile/show"]),
                              ("@language", ["profile/ask_language"]),
                              ("@es", ["profile/show"]),
-                             ("@done", [])])
+                             ("@done", ["profile/closed"])])  # every button gets an answer
     assert "chess and poetry" in transcript[2][0][1]
     assert "Español" in transcript[4][0][1] and "Fortalezas" in transcript[4][0][1]
     with engine.connect() as db:
@@ -224,7 +236,7 @@ def test_a_flow_can_be_left_and_resumed(conversation, engine, now):
     chat, person_id = onboard(conversation, engine, now, "en")
     play(chat, [("/goals", ["goals/ask_goal"]),
                 ("read 20 pages by Thursday", ["goals/ask_category"]),
-                ("/plan", ["goals/plan", "goals/ask_category"]),  # a quick command, then the same question
+                ("/plan", ["plan/show", "goals/ask_category"]),  # a quick command, then the same question
                 ("/profile", ["profile/show"]),  # another flow: goals waits
                 ("@done", ["commands/resuming", "goals/ask_category"]),
                 ("/cancel", ["commands/left"]),

@@ -360,7 +360,10 @@ def test_the_schedule_explains_itself(engine, now):
     assert this_week == [("goals", "skipped", "paused until 2026-11-30"),
                          ("checkin", "skipped", "weekly cap of 2 nudges"),
                          ("review", "skipped", "paused until 2026-11-30")]
-    assert [n.status for n in seen.nudges[3:]] == ["planned", "skipped", "planned"]
+    assert [n.status for n in seen.nudges[3:6]] == ["planned", "skipped", "planned"]
+    # then every trigger not due in these weeks, with why (the report card, genius hour's check-in: issues 14, 17)
+    assert {n.kind: n.status for n in seen.nudges[6:]} == {"report_card": "none", "project_checkin": "none",
+                                                          "report_card_asked": "none"}
     assert schedule.find_students(engine, f"s{student}@school.test") == [(student, f"Student{student} Test")]
     assert schedule.find_students(engine, f"student{student}")[0][0] == student
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Callable, Mapping, Protocol
 
+from core.delivery.metrics import Metrics
 from core.delivery.worker import drain_until_idle, nap, worker_name
 from core.domain.messages import Inbound
 from core.domain.models import utcnow as utc_now
@@ -72,8 +73,9 @@ class InboxWorker:
                  worker: str | None = None, clock: Callable[[], datetime] = utc_now,
                  on_handled: Callable[[], None] = lambda: None, in_flight: int = 16, window: int = 2000,
                  lease: timedelta = timedelta(minutes=3), max_attempts: int = 10, max_backoff: float = 300.0,
-                 recover_every: float = 30.0, finish_within: float = 10.0):
+                 recover_every: float = 30.0, finish_within: float = 10.0, metrics: Metrics | None = None):
         self.conversation = conversation
+        self.metrics = metrics or Metrics()
         self._store = conversation.store
         self.preparers: dict[str, Preparer] = dict(preparers or {})
         self.worker = worker or worker_name()
@@ -96,7 +98,10 @@ class InboxWorker:
     def put(self, inbound: Inbound, bot: str, extra: dict | None = None) -> bool:
         """Store one event (blocking: run it in a thread); False when it is stored already."""
         with self._store.transaction() as tx:
-            return tx.put_inbox(inbound, bot, extra, self.clock())
+            stored = tx.put_inbox(inbound, bot, extra, self.clock())
+        if stored:
+            self.metrics.inbound.labels(inbound.platform).inc()
+        return stored
 
     async def store(self, inbound: Inbound, bot: str, extra: dict | None = None) -> bool:
         """`put` on the inbox's own threads, then wake the worker; raises when the event could not be stored."""
@@ -213,7 +218,11 @@ class InboxWorker:
             for row in rows:  # the batch's commit may have happened: the engine skips what it recorded
                 self._handle_blocking([row])
             return
-        self._done([row.id for row in rows])
+        people = self._done(rows)
+        for row in rows:
+            self.metrics.handled.labels(row.inbound.platform).inc()
+            log.info("inbox event handled", extra={"event": "inbound.handled", "platform": row.inbound.platform,
+                                                    "inbox_id": row.id, "person_id": people.get(row.id)})
 
     # -- the database side (blocking) -----------------------------------------------------------------
 
@@ -259,10 +268,17 @@ class InboxWorker:
         return [Row(row_id, bot, inbound_from_json(payload), json.loads(extra) if extra else None, attempts)
                 for row_id, bot, payload, extra, attempts in rows]
 
-    def _done(self, ids: list[int]) -> None:
-        """The engine handled these events: their rows (and the words in them) go."""
+    def _done(self, rows: list[Row]) -> dict[int, int]:
+        """The engine handled these events: their rows (and the words in them) go. Returns the person
+        each came from, where the account is linked (inbox id → person id), for the log."""
+        ids = [row.id for row in rows]
+        marks = ', '.join('?' * len(ids))
         with self._store.transaction() as tx:
-            tx.execute(f"DELETE FROM inbox WHERE id IN ({', '.join('?' * len(ids))})", ids)
+            people = dict(tx.all(f"SELECT inbox.id, chatidentity.person_id FROM inbox JOIN chatidentity ON "
+                                 f"chatidentity.platform = inbox.platform AND chatidentity.external_id = inbox.sender "
+                                 f"WHERE inbox.id IN ({marks}) AND chatidentity.person_id IS NOT NULL", ids))
+            tx.execute(f"DELETE FROM inbox WHERE id IN ({marks})", ids)
+        return people
 
     def _failed(self, row: Row, error: BaseException) -> None:
         """Try the row again after a backoff (1 s, 2 s, 4 s … with jitter); 'failed' after `max_attempts`."""

@@ -12,8 +12,9 @@ A row's life:
 Rows are leased with `FOR UPDATE SKIP LOCKED` on PostgreSQL, so several processes share the work;
 SQLite has one writer, so one process delivers. A chat gets one row at a time, in (priority, id)
 order: replies (priority 0) go before nudges (priority 1), and a chat never sees its messages
-out of order. The pace of each platform (per chat and per bot) is kept in memory, per process:
-several processes each keep the whole limit, and the 429s that follow are honoured.
+out of order. The pace of each platform (per chat and per bot) is kept in memory; on PostgreSQL,
+where several processes deliver, the slots and a 429's pause come from one budget in the database
+that they all share (`core/delivery/budget.py`), so together they stay within the platform's limit.
 
 The crash window is a row left in 'sending': the process died between the platform accepting
 the message and the database recording it. `recover()` asks the platform whether the message
@@ -39,6 +40,7 @@ import asyncio
 import heapq
 import itertools
 import logging
+import math
 import os
 import random
 import socket
@@ -48,6 +50,8 @@ from typing import Awaitable, Callable, Protocol, Sequence
 
 from core.domain.messages import Rendered
 from core.domain.models import utcnow as utc_now
+from core.delivery.budget import Hold, SharedBudget
+from core.delivery.metrics import Metrics
 from core.delivery.outbox import Pending, render
 from core.domain.store import Store, Tx, as_moment
 from core.render.templates import Catalog
@@ -113,6 +117,10 @@ class CannotTell(Exception):
 
 
 CHAT_HEADROOM = 1.05  # a chat's messages go 5% further apart than its limit: jitter must not make 1 s 0.99 s
+# Shared by processes (PostgreSQL), slots are handed out 3% under the bot's limit, and at most one message
+# less than the limit may go in any second: each process wakes for its slot with its own jitter, and the
+# platform must never see more than its limit within one second of its own clock (budget.py).
+SLOT_HEADROOM = 0.97
 
 
 class Pace:
@@ -122,8 +130,9 @@ class Pace:
     arrives while nudges wait takes the very next slot.
     """
 
-    def __init__(self, limits: Limits):
+    def __init__(self, limits: Limits, shared: SharedBudget | None = None):
         self.limits = limits
+        self.shared = shared  # PostgreSQL: the bot's slots and pauses, shared with the other processes
         self.next_slot = 0.0
         self.chat_free_at: dict[str, float] = {}
         self.waiting: list[tuple[int, int, str, asyncio.Future]] = []  # (priority, arrival, chat, turn)
@@ -144,24 +153,56 @@ class Pace:
         """Grant one waiting row per slot: the best priority whose chat is free."""
         loop = asyncio.get_running_loop()
         while True:
-            self.waiting = [entry for entry in self.waiting if not entry[3].done()]
-            heapq.heapify(self.waiting)
+            self._drop_cancelled()
             if not self.waiting:
                 return
             now = loop.time()
-            ready = next((entry for entry in sorted(self.waiting) if self.chat_free_at.get(entry[2], 0.0) <= now),
-                         None)
+            ready = self._ready(now)
             if now < self.next_slot or ready is None:
                 wake_at = max(self.next_slot, min(self.chat_free_at.get(entry[2], 0.0) for entry in self.waiting))
                 await self._sleep(wake_at - now)
                 continue
-            self.waiting.remove(ready)
+            if self.shared is not None:
+                await self._grant_shared_slots()
+                continue
             interval = 1.0 / self.limits.per_bot
             # A timer wakes a little late; counting from the planned slot keeps that from adding up.
             planned = self.next_slot if now - self.next_slot < interval / 4 else now
             self.next_slot = planned + interval
+            self.waiting.remove(ready)
             self.sending(ready[2], now)
             ready[3].set_result(None)
+
+    def _drop_cancelled(self) -> None:
+        self.waiting = [entry for entry in self.waiting if not entry[3].done()]
+        heapq.heapify(self.waiting)
+
+    def _ready(self, now: float) -> tuple[int, int, str, asyncio.Future] | None:
+        """The waiting row of best priority whose chat may get a message now."""
+        return next((entry for entry in sorted(self.waiting) if self.chat_free_at.get(entry[2], 0.0) <= now), None)
+
+    async def _grant_shared_slots(self) -> None:
+        """Reserve slots of the bot's budget shared with the other processes (one per row ready, a tenth
+        of a second's worth at most) and grant the best ready row at each; a slot with no row goes unused."""
+        loop = asyncio.get_running_loop()
+        ready = sum(1 for entry in self.waiting if self.chat_free_at.get(entry[2], 0.0) <= loop.time())
+        count = max(1, min(ready, math.ceil(self.limits.per_bot / 10)))
+        try:
+            wait = await asyncio.to_thread(self.shared.reserve, count)
+        except Exception:  # the database is away for a moment: nothing is sent meanwhile
+            log.exception("the shared sending budget could not be read; trying again in a second")
+            self.pause(1.0, loop.time())
+            return
+        first = loop.time() + wait
+        for n in range(count):
+            await asyncio.sleep(first + n * self.shared.slot_interval - loop.time())
+            now = loop.time()
+            self._drop_cancelled()
+            entry = self._ready(now)  # the best row now: a reply may have come in during the wait
+            if entry is not None:
+                self.waiting.remove(entry)
+                self.sending(entry[2], now)
+                entry[3].set_result(None)
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep until `seconds` pass or a new row starts waiting."""
@@ -245,10 +286,15 @@ class Delivery:
                  worker: str | None = None, clock: Callable[[], datetime] = utc_now,
                  in_flight: int = 32, window: int = 2000, lease: timedelta = timedelta(seconds=60),
                  claim_timeout: timedelta = timedelta(minutes=2), max_attempts: int = 8,
-                 max_backoff: float = 300.0, recover_every: float = 30.0):
+                 max_backoff: float = 300.0, recover_every: float = 30.0, shared: bool | None = None,
+                 metrics: Metrics | None = None):
+        """`shared`: draw from the budget every process shares (default: on PostgreSQL, where several deliver)."""
         self.store = store
         self.catalog = catalog
-        self.lanes = {sender.platform: Lane(sender, Pace(sender.limits)) for sender in senders}
+        self.metrics = metrics or Metrics()
+        shared = store.postgres if shared is None else shared
+        self.lanes = {sender.platform: Lane(sender, Pace(sender.limits, self._budget(sender) if shared else None))
+                      for sender in senders}
         self.worker = worker or worker_name()
         self.clock = clock
         self.in_flight = in_flight
@@ -261,6 +307,12 @@ class Delivery:
         self.tasks: set[asyncio.Task] = set()
         self._wake = asyncio.Event()
         self._stopping: asyncio.Event | None = None
+
+    def _budget(self, sender: Sender) -> SharedBudget:
+        """The database budget of a sender's bot (Telegram: its bot id; one per platform otherwise)."""
+        return SharedBudget(self.store, sender.platform, str(getattr(sender, "bot_id", "") or ""),
+                            1.0 / (sender.limits.per_bot * SLOT_HEADROOM), max(1, math.ceil(sender.limits.per_bot) - 1),
+                            CHAT_HEADROOM / sender.limits.per_chat)
 
     def wake(self) -> None:
         """New rows were queued (a student's message was handled): look at the outbox now."""
@@ -313,7 +365,10 @@ class Delivery:
                 break
             now = asyncio.get_running_loop().time()
             cooling = frozenset(chat for chat, at in lane.pace.chat_free_at.items() if at > now)
-            rows = await asyncio.to_thread(self._lease, lane.sender.platform, frozenset(lane.busy), cooling, room)
+            rows, elsewhere = await asyncio.to_thread(self._lease, lane, frozenset(lane.busy), cooling, room)
+            now = asyncio.get_running_loop().time()
+            for chat, seconds in elsewhere.items():  # another process messaged the chat a moment ago
+                lane.pace.chat_free_at[chat] = max(lane.pace.chat_free_at.get(chat, 0.0), now + seconds)
             for priority, row in rows:
                 lane.busy.add(row.chat_id)
                 task = asyncio.create_task(self._deliver(lane, row, priority))
@@ -328,27 +383,45 @@ class Delivery:
         """Wait for the row's turn, mark it 'sending', send it, record what happened."""
         loop = asyncio.get_running_loop()
         try:
-            if not await self._turn(lane, row.chat_id, priority):
-                await asyncio.to_thread(self._unlease, row.id)  # not begun: the next start sends it
-                return
-            if not await asyncio.to_thread(self._mark_sending, row.id):
-                return  # the lease ran out and another worker took the row
+            marked = False
+            while not marked:
+                if not await self._turn(lane, row.chat_id, priority):
+                    await asyncio.to_thread(self._unlease, row.id)  # not begun: the next start sends it
+                    return
+                marked = await asyncio.to_thread(self._mark_sending, lane, row)
+                while isinstance(marked, Hold) and not marked.paused:  # a moment too soon: the slot came late
+                    await asyncio.sleep(marked.seconds)
+                    marked = await asyncio.to_thread(self._mark_sending, lane, row)
+                if isinstance(marked, Hold):  # a 429 another process saw: this one waits it out too
+                    lane.pace.pause(marked.seconds, loop.time())
+                    marked = False
+                elif not marked:
+                    return  # the lease ran out and another worker took the row
             lane.pace.sending(row.chat_id, loop.time())
             try:
                 external_id = await lane.sender.send(row.chat_id, row.message, row.id)
             except RateLimited as error:
                 lane.pace.pause(error.retry_after, loop.time())
+                self.metrics.rate_limited.labels(lane.sender.platform).inc()
+                if lane.pace.shared is not None:  # every other process pauses too
+                    await asyncio.to_thread(lane.pace.shared.pause, error.retry_after)
                 await asyncio.to_thread(self._retry, row.id, error.retry_after, str(error), False)
             except Blocked as error:
+                self.metrics.failed.labels(lane.sender.platform).inc()
                 await asyncio.to_thread(self._blocked, lane.sender.platform, row, str(error))
             except Refused as error:
+                self.metrics.failed.labels(lane.sender.platform).inc()
                 await asyncio.to_thread(self._fail, row.id, str(error))
             except Exception as error:  # Unavailable, or an adapter bug: both deserve another try
                 if not isinstance(error, Unavailable):
                     log.exception("sending outbox row %s failed", row.id)
-                await asyncio.to_thread(self._retry, row.id, None, f"{type(error).__name__}: {error}", True)
+                retried = await asyncio.to_thread(self._retry, row.id, None, f"{type(error).__name__}: {error}", True)
+                (self.metrics.retried if retried else self.metrics.failed).labels(lane.sender.platform).inc()
             else:
                 await asyncio.to_thread(self._sent, lane.sender.platform, row, external_id)
+                self.metrics.sent.labels(lane.sender.platform).inc()
+                log.info("outbox row sent", extra={"event": "outbox.sent", "platform": lane.sender.platform,
+                                                   "outbox_id": row.id, "person_id": row.person_id})
         finally:
             lane.busy.discard(row.chat_id)
             if len(lane.pace.chat_free_at) > 4 * self.in_flight:
@@ -371,14 +444,16 @@ class Delivery:
 
     # -- the database side (called in a worker thread: blocking) ------------------------------------
 
-    def _lease(self, platform: str, busy: frozenset[str], cooling: frozenset[str],
-               room: int) -> list[tuple[int, Pending]]:
-        """Claim the head row of up to `room` chats; they stay 'pending' until sent."""
+    def _lease(self, lane: Lane, busy: frozenset[str], cooling: frozenset[str],
+               room: int) -> tuple[list[tuple[int, Pending]], dict[str, float]]:
+        """Claim the head row of up to `room` chats; they stay 'pending' until sent. Also returns, on
+        PostgreSQL, how long each of their chats must still wait for a message another process sent."""
         now = self.clock()
+        platform = lane.sender.platform
         with self.store.transaction() as tx:
             heads = self._heads(tx, platform, busy, cooling, room, now)
             if not heads:
-                return []
+                return [], {}
             lock = " FOR UPDATE SKIP LOCKED" if tx.postgres else ""
             marks = ", ".join("?" * len(heads))
             rows = tx.all(
@@ -396,7 +471,10 @@ class Delivery:
                     log.exception("outbox row %s cannot be rendered", row[0])
                     tx.execute("UPDATE outbox SET status = 'failed', error = ? WHERE id = ?",
                                (f"{type(error).__name__}: {error}", row[0]))
-        return leased
+            # Read after the claim: a chat's previous row was marked 'sending' (with its stamp) before
+            # it became 'sent' and let this one be claimed, so the stamp is seen here.
+            elsewhere = lane.pace.shared.cooling(tx, [row.chat_id for _, row in leased]) if lane.pace.shared else {}
+        return leased, elsewhere
 
     def _heads(self, tx: Tx, platform: str, busy: frozenset[str], cooling: frozenset[str], room: int,
                now: datetime) -> list[int]:
@@ -430,13 +508,24 @@ class Delivery:
             tx.execute("UPDATE outbox SET claimed_by = NULL WHERE id = ? AND status = 'pending' AND claimed_by = ?",
                        (outbox_id, self.worker))
 
-    def _mark_sending(self, outbox_id: int) -> bool:
-        """The last step before the platform is called: from here on, a crash leaves the row 'sending'."""
+    def _mark_sending(self, lane: Lane, row: Pending) -> bool | Hold:
+        """The last step before the platform is called: from here on, a crash leaves the row 'sending'.
+
+        False when the row is no longer this worker's. On PostgreSQL the shared budget must let the
+        message go in the same transaction, else the `Hold` says how long to wait (nothing is marked).
+        """
         with self.store.transaction() as tx:
+            if lane.pace.shared is not None:
+                hold = lane.pace.shared.take(tx, row.chat_id)
+                if hold is not None:
+                    return hold
             cursor = tx.execute("UPDATE outbox SET status = 'sending', claimed_at = ? "
                                 "WHERE id = ? AND status = 'pending' AND claimed_by = ?",
-                                (tx.ts(self.clock()), outbox_id, self.worker))
-            return cursor.rowcount == 1
+                                (tx.ts(self.clock()), row.id, self.worker))
+            if cursor.rowcount != 1:
+                tx.connection.rollback()  # the budget's place is not taken for a row that does not go
+                return False
+            return True
 
     def _sent(self, platform: str, row: Pending, external_id: str | None) -> None:
         """Record the send; a chat that takes a message again is reachable again."""
@@ -446,8 +535,9 @@ class Delivery:
             tx.execute("UPDATE chatidentity SET unreachable = ? WHERE platform = ? AND chat_id = ? AND unreachable",
                        (False, platform, row.chat_id))
 
-    def _retry(self, outbox_id: int, after: float | None, error: str, counts: bool) -> None:
-        """Back to 'pending' for later: after the platform's retry-after, or an exponential backoff.
+    def _retry(self, outbox_id: int, after: float | None, error: str, counts: bool) -> bool:
+        """Back to 'pending' for later: after the platform's retry-after, or an exponential backoff;
+        False when the row has failed `max_attempts` times and is given up instead.
 
         Only failures count towards `max_attempts`; a 429 is the platform asking us to wait, not a failure.
         """
@@ -456,12 +546,13 @@ class Delivery:
             if attempts >= self.max_attempts:
                 tx.execute("UPDATE outbox SET status = 'failed', attempts = ?, error = ? WHERE id = ?",
                            (attempts, error, outbox_id))
-                return
+                return False
             if after is None:  # 1 s, 2 s, 4 s … with jitter, so retries from many rows do not align
                 after = min(self.max_backoff, 2.0 ** (attempts - 1)) * random.uniform(0.8, 1.2)
             tx.execute("UPDATE outbox SET status = 'pending', claimed_by = NULL, attempts = ?, not_before = ?, "
                        "error = ? WHERE id = ?",
                        (attempts, tx.ts(self.clock() + timedelta(seconds=after)), error, outbox_id))
+        return True
 
     def _fail(self, outbox_id: int, error: str) -> None:
         """The platform refused the row for good: keep why, never retry it."""
@@ -484,6 +575,8 @@ class Delivery:
     async def recover(self) -> None:
         """Settle rows whose worker died: its leases are released, its 'sending' rows checked or re-sent."""
         for platform, lane in self.lanes.items():
+            if lane.pace.shared is not None:
+                await asyncio.to_thread(lane.pace.shared.forget_idle)
             for outbox_id, chat_id, claimed_at in await asyncio.to_thread(self._orphans, platform):
                 try:
                     external_id = await lane.sender.find_sent(chat_id, outbox_id, claimed_at)

@@ -19,13 +19,31 @@ ATTEMPT_WINDOW = timedelta(hours=1)
 
 
 def invite_code(text: str | None) -> str | None:
-    """The code in "/start CODE" (a Telegram deep link) or a message that is only the code."""
+    """The code in "/start CODE" (a Telegram deep link) or a message that is only the code.
+
+    Typed on a phone a code may come in any case and split by a space ("k7qm 2xwd"): two or three
+    words that join into a code count as one when they hold a digit or are the code's groups of four.
+    """
     words = (text or "").split()
     if words and words[0].lower().startswith("/start"):
         words = words[1:]
     if len(words) == 1 and INVITE_CODE.match(words[0]):
         return words[0].upper()
+    joined = "".join(words)
+    if 1 < len(words) <= 3 and INVITE_CODE.match(joined) and (
+            any(ch.isdigit() for ch in joined) or all(len(word) == 4 for word in words)):
+        return joined.upper()
     return None
+
+
+def canonical_code(code: str) -> str:
+    """A code as compared: no dashes or spaces, and look-alikes folded (O → 0, I and L → 1)."""
+    return re.sub(r"[\s-]", "", code.upper()).translate(LOOK_ALIKES)
+
+
+# The same folding in SQL, so the stored code is compared the way the typed one was folded.
+CANONICAL_SQL = "REPLACE(REPLACE(REPLACE(REPLACE(UPPER(code), '-', ''), 'O', '0'), 'I', '1'), 'L', '1')"
+LOOK_ALIKES = str.maketrans({"O": "0", "I": "1", "L": "1"})
 
 
 def too_many_attempts(tx: Tx, sender: Sender, now: datetime, per_hour: int) -> bool:
@@ -61,8 +79,9 @@ def redeem(tx: Tx, code: str, sender: Sender, platform: str, now: datetime) -> R
     there, unless an adult re-issued it (`companion invites --reissue`): an account cannot be
     taken over with a code that leaked or was kept after its student linked.
     """
-    found = tx.one("SELECT person_id, reissued FROM invitecode WHERE code = ? AND used_at IS NULL AND expires_at > ?",
-                   (code, tx.ts(now)))
+    found = tx.one(f"SELECT person_id, reissued, code FROM invitecode WHERE {CANONICAL_SQL} = ? AND used_at IS NULL "
+                   f"AND expires_at > ?", (canonical_code(code), tx.ts(now)))
+    code = found[2] if found is not None else code  # as stored
     refused: Refused | None = None
     if found is not None and not found[1] and accounts_on(tx, found[0], platform, sender.identity_id):
         refused = Refused.taken

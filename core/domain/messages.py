@@ -24,6 +24,7 @@ class Inbound:
     email: str | None = None  # Slack knows the sender's e-mail: linking by roster e-mail
     form: "FormData | None" = None  # a submitted form (Slack's modal), saved through the same pipeline
     opens: str | None = None  # a trigger (a nudge) asks to open this flow
+    locale: str | None = None  # the language the platform reports for the person ("es-MX"), a first guess
 
 
 @dataclass(frozen=True, slots=True)

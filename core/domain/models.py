@@ -285,6 +285,23 @@ class Outbox(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class SendPace(SQLModel, table=True):
+    """A platform's sending budget shared by every `serve` process (PostgreSQL; core/delivery/budget.py).
+
+    One row per bot (`chat_id` "") and one per chat that got a message lately. Times are seconds
+    since the epoch on the database's clock, the one clock every process shares: `next_slot` is the
+    bot's next send slot to hand out, `next_send` when a chat may get its next message (its last one
+    went a second and a bit before), `paused_until` the end of a 429's retry-after on the bot.
+    """
+
+    platform: str = Field(primary_key=True)
+    bot: str = Field(primary_key=True)
+    chat_id: str = Field(primary_key=True)
+    next_slot: float = 0.0
+    next_send: float = 0.0
+    paused_until: float = 0.0
+
+
 class InviteCode(SQLModel, table=True):
     code: str = Field(primary_key=True)
     person_id: int = Field(foreign_key="person.id", index=True)

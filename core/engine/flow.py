@@ -20,11 +20,13 @@ from datetime import date, datetime
 from functools import lru_cache
 from types import NoneType
 from typing import TYPE_CHECKING, Any, Callable
-from zoneinfo import ZoneInfo, available_timezones
+from zoneinfo import ZoneInfo
 
 from core.domain import dates
 from core.domain.messages import Button, Inbound, Outbound
 from core.domain.models import DEFAULT_LOCALE, DEFAULT_TIMEZONE
+from core.engine import answers as understand, places
+from core.render.templates import LOCALES, format_day
 
 if TYPE_CHECKING:
     from core.domain.store import Sender, Tx
@@ -58,6 +60,10 @@ class Turn:
     # Messages to other people (an alert to adults), queued after this person's own replies:
     # (person id, platform, chat id, locale, message).
     others: list[tuple[int, str, str, str, Outbound]] = field(default_factory=list)
+    # The engine handling the event, for a step whose answer acts on another person's flow
+    # (`Engine.act_on`: an adviser's comment on a pitch resumes the student's waiting flow).
+    engine: Any = None
+    platform_locale: str | None = None  # the language the chat app reports (a first guess, before the student chooses)
 
     @property
     def answers(self) -> Any:
@@ -80,7 +86,7 @@ class Turn:
 
     @property
     def locale(self) -> str:
-        return self.sender.locale or self.sender.school_locale or DEFAULT_LOCALE
+        return self.sender.locale or self.platform_locale or self.sender.school_locale or DEFAULT_LOCALE
 
     @property
     def zone(self) -> ZoneInfo:
@@ -106,7 +112,16 @@ def plain(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
+def supported_locale(tag: str | None) -> str | None:
+    """One of the bot's languages from a platform's tag ("es-MX", "es_ES.UTF-8", "en"), or None."""
+    language = re.split(r"[-_.@]", (tag or "").strip().lower())[0]
+    return language if language in LOCALES else None
+
+
 # -- what a step accepts ----------------------------------------------------------------------------
+#
+# Every typed answer at a step with buttons passes the one interpreter (core/engine/answers.py);
+# a step only declares what it expects.
 
 
 class Expect:
@@ -117,6 +132,27 @@ class Expect:
 
     def parse(self, turn: Turn, inbound: Inbound) -> Any:
         raise NotImplementedError
+
+    def tapped(self, turn: Turn, inbound: Inbound) -> str | None:
+        """The payload of the button tapped, or of the button whose label or a synonym of it was typed
+        as the whole answer ("Keep America/New_York", "keep")."""
+        if inbound.payload is not None:
+            return inbound.payload
+        typed = dates.fold(inbound.text or "")
+        if not typed:
+            return None
+        buttons = self.buttons(turn)
+        for button in buttons:
+            if dates.fold(turn.catalog.label(button.label, turn.locale, button.context)) == typed:
+                return button.payload
+        words = {button.payload: understand.option_words(turn.catalog, button.label, button.payload)
+                 for button in buttons}
+        return understand.choose(turn.catalog, inbound.text or "", words, loose=False)
+
+
+def not_understood(options: list[str]) -> Invalid:
+    """The refusal of a typed answer that names no option, or two: the hint lists the options as shown."""
+    return Invalid("common/not_understood", options=options)
 
 
 @dataclass(frozen=True)
@@ -136,37 +172,90 @@ class Text(Expect):
 
 @dataclass(frozen=True)
 class Choice(Expect):
-    """A closed choice shown as buttons; typing a label or its number works too.
+    """A closed choice shown as buttons; typing a label, a synonym or its number works too.
 
-    `labels` maps each option to its label key (default: the option itself). With
-    `or_text`, any other text is accepted as free text instead of refused.
+    `labels` maps each option to its label key (default: the option itself). With `or_text`,
+    any other text is accepted as free text instead of refused (and only a whole typed answer
+    is read as an option: the student's own words stay theirs).
     """
 
     options: tuple[str, ...]
     labels: dict[str, str] = field(default_factory=dict)
-    or_text: Text | None = None
+    or_text: Expect | None = None  # free text (`Text`), or another expectation with its own buttons (`Number`)
 
     def buttons(self, turn: Turn) -> tuple[Button, ...]:
-        return tuple(Button(self.labels.get(option, option), option) for option in self.options)
+        own = tuple(Button(self.labels.get(option, option), option) for option in self.options)
+        return (self.or_text.buttons(turn) if self.or_text is not None else ()) + own  # a scale keeps its numbers
+
+    def parse(self, turn: Turn, inbound: Inbound) -> Any:
+        otherwise = self.or_text.buttons(turn) if self.or_text is not None else ()
+        if inbound.payload is not None:
+            if inbound.payload in self.options:
+                return inbound.payload
+            if otherwise:
+                return self.or_text.parse(turn, inbound)
+            raise Invalid("errors/pick_one")  # a button of another question
+        typed = plain(inbound.text or "")
+        if (typed.isdigit() and 1 <= int(typed) <= len(self.options) and not self.options[0].isdigit()
+                and not otherwise):
+            return self.options[int(typed) - 1]
+        words = understand.choice_words(turn.catalog, self.options, self.labels)
+        found = understand.choose(turn.catalog, inbound.text or "", words, loose=self.or_text is None)
+        if found is not None:
+            return found
+        if self.or_text is not None and (inbound.text or otherwise):
+            return self.or_text.parse(turn, inbound)
+        raise not_understood(understand.hint_labels(turn.catalog, (self.labels.get(option, option)
+                                                                   for option in self.options), turn.locale))
+
+
+@dataclass(frozen=True)
+class Pick(Expect):
+    """A choice among buttons built for this turn (this week's goals, each with its actions);
+    typed answers are read by the same interpreter, against the buttons' labels and synonyms."""
+
+    options: Callable[[Turn], tuple[Button, ...]]
+    suggests_first: bool = False  # the first button is a suggestion: a typed "yes" / "sí" takes it
+
+    def buttons(self, turn: Turn) -> tuple[Button, ...]:
+        return self.options(turn)
 
     def parse(self, turn: Turn, inbound: Inbound) -> str:
-        if inbound.payload in self.options:
-            return inbound.payload
+        buttons = self.options(turn)
+        if inbound.payload is not None:
+            if inbound.payload in {button.payload for button in buttons}:
+                return inbound.payload
+            raise Invalid("errors/pick_one")
+        tapped = self.tapped(turn, inbound)
+        if tapped is not None:
+            return tapped
         typed = plain(inbound.text or "")
-        if typed.isdigit() and 1 <= int(typed) <= len(self.options) and not self.options[0].isdigit():
-            return self.options[int(typed) - 1]
-        for option in self.options:
-            label = plain(turn.catalog.label(self.labels.get(option, option), turn.locale))
-            if typed and typed in (option.casefold(), label):
-                return option
-        if self.or_text is not None and inbound.text:
-            return self.or_text.parse(turn, inbound)
-        raise Invalid("errors/pick_one")
+        if typed.isdigit() and 1 <= int(typed) <= len(buttons):
+            return buttons[int(typed) - 1].payload
+        words = {button.payload: (dates.fold(turn.catalog.label(button.label, turn.locale, button.context)),
+                                  *understand.option_words(turn.catalog, button.label, button.payload))
+                 for button in buttons}
+        found = understand.choose(turn.catalog, inbound.text or "", words)
+        if found is None and self.suggests_first and understand.choose(
+                turn.catalog, inbound.text or "", understand.choice_words(turn.catalog, ("yes",), {})) == "yes":
+            return buttons[0].payload
+        if found is None:
+            raise not_understood([turn.catalog.label(b.label, turn.locale, b.context) for b in buttons])
+        return found
+
+
+def day_button(turn: Turn, day: date) -> Button:
+    """A button for one date, labelled as people say it in the student's language."""
+    return Button("pick.day", day.isoformat(), {"day": format_day(day, turn.locale)})
 
 
 @dataclass(frozen=True)
 class Day(Expect):
-    """A day, in the student's words: "Thursday", "by Friday", "next Tuesday", "Dec 3"."""
+    """A day, in the student's words: "Thursday", "by Friday", "tmrw", "el próximo viernes", "Dec 3".
+
+    "next Friday" said early in the week could be either Friday: both are offered as buttons.
+    A button's payload is a day's words ("next friday", read as next week's) or an ISO date.
+    """
 
     quick: tuple[str, ...] = ("wednesday", "friday", "sunday")
 
@@ -174,18 +263,27 @@ class Day(Expect):
         return tuple(Button("day." + name.replace(" ", "_"), name) for name in self.quick)
 
     def parse(self, turn: Turn, inbound: Inbound) -> date:
-        words = inbound.payload or inbound.text or ""
-        found = dates.parse_day(words, turn.today, turn.locale)
-        if found is None:
+        tapped = self.tapped(turn, inbound)
+        if tapped is not None and re.fullmatch(r"\d{4}-\d{2}-\d{2}", tapped):
+            found = [date.fromisoformat(tapped)]
+        else:
+            found = dates.read_day(tapped or inbound.text or "", turn.today, turn.locale, strict_next=tapped is not None)
+        if len(found) > 1:
+            raise Invalid("common/which_day", buttons=tuple(day_button(turn, day) for day in found))
+        if not found:
             raise Invalid("errors/need_day")
-        if found < turn.today:
+        if found[0] < turn.today:
             raise Invalid("errors/day_in_past")
-        return found
+        return found[0]
 
 
 @dataclass(frozen=True)
 class TimeOfDay(Expect):
-    """A time of day such as 7:30, 4pm or 16:00; kept as "HH:MM"."""
+    """A time of day such as 7:30, 4pm, 16:00, "5 de la tarde", "after school"; kept as "HH:MM".
+
+    A bare hour is read as the school day has it ("5" is 17:00); one that could be either (7) is
+    asked about with both times as buttons.
+    """
 
     quick: tuple[str, ...] = ("07:30", "15:30", "19:00")
 
@@ -193,38 +291,43 @@ class TimeOfDay(Expect):
         return tuple(Button("time", value, {"time": value}) for value in self.quick)
 
     def parse(self, turn: Turn, inbound: Inbound) -> str:
-        found = dates.parse_time(inbound.payload or inbound.text or "")
-        if found is None:
+        found = dates.read_time(self.tapped(turn, inbound) or inbound.text or "", turn.locale)
+        if len(found) > 1:
+            times = [moment.strftime("%H:%M") for moment in found]
+            raise Invalid("common/which_time", buttons=tuple(Button("time", value, {"time": value}) for value in times))
+        if not found:
             raise Invalid("errors/need_time")
-        return found.strftime("%H:%M")
-
-
-TIMEZONES = {name.casefold(): name for name in available_timezones()}
-TIMEZONE_CITIES = {name.rsplit("/", 1)[-1].replace("_", " ").casefold(): name for name in available_timezones()
-                   if "/" in name and not name.startswith("Etc/")}
+        return found[0].strftime("%H:%M")
 
 
 @dataclass(frozen=True)
 class TimeZone(Expect):
-    """An IANA time zone, or a city: "America/Chicago", "Chicago", "madrid"; a button keeps the school's."""
+    """A time zone from how a student names their place: a city ("im in chicago", "ciudad de méxico"),
+    a US state, a country, an abbreviation (PST, CET), a region word ("central", "hora del centro"),
+    or an IANA name; a button keeps the school's."""
 
     def buttons(self, turn: Turn) -> tuple[Button, ...]:
         school = turn.sender.school_timezone or DEFAULT_TIMEZONE
         return (Button("timezone.keep", "keep", {"zone": school}),)
 
     def parse(self, turn: Turn, inbound: Inbound) -> str:
-        if inbound.payload == "keep":
+        if self.tapped(turn, inbound) == "keep":
             return turn.sender.school_timezone or DEFAULT_TIMEZONE
-        typed = re.sub(r"\s+", " ", plain(inbound.text or ""))
-        zone = TIMEZONES.get(typed.replace(" ", "_")) or TIMEZONE_CITIES.get(typed)
-        if zone is None:
+        if inbound.payload and inbound.payload in places.ZONE_NAMES:
+            return inbound.payload  # a button of the "which one?" question
+        found = places.zones_for(inbound.text or "", turn.catalog)
+        if len(found) > 1:
+            raise Invalid("common/which_zone", buttons=tuple(Button("zone", zone, {"zone": places.zone_label(zone)})
+                                                              for zone in found[:4]))
+        if not found:
             raise Invalid("errors/need_timezone")
-        return zone
+        return found[0]
 
 
 @dataclass(frozen=True)
 class Number(Expect):
-    """A whole number in a range, as buttons."""
+    """A whole number in a range, as buttons; typed as "4", "four", "cuatro", "4/5", or on a 1–5
+    scale as a word ("high", "kinda")."""
 
     low: int
     high: int
@@ -233,10 +336,13 @@ class Number(Expect):
         return tuple(Button("number", str(n), {"n": n}) for n in range(self.low, self.high + 1))
 
     def parse(self, turn: Turn, inbound: Inbound) -> int:
-        raw = (inbound.payload or inbound.text or "").strip()
+        raw = (inbound.payload or "").strip()
         if raw.isdigit() and self.low <= int(raw) <= self.high:
             return int(raw)
-        raise Invalid("errors/need_number", low=self.low, high=self.high)
+        found = understand.number(turn.catalog, inbound.text or "", turn.locale, self.low, self.high)
+        if found is None or inbound.payload:
+            raise Invalid("errors/need_number", low=self.low, high=self.high)
+        return found
 
 
 # -- steps and flows --------------------------------------------------------------------------------

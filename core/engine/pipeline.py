@@ -20,6 +20,7 @@ together. Features reach the engine only through the registry (core/engine/regis
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from time import perf_counter
 from typing import Callable, Sequence
 
@@ -29,11 +30,12 @@ from core.domain.messages import Attachment, FormData, Inbound, Outbound, Render
 from core.domain.models import PersonStatus, Role, utcnow as utc_now
 from core.domain.store import ConcurrentUpdate, Sender, Store, Tx
 from core.engine import safety, stack
-from core.engine.flow import END, Clock, Each, Flow, Invalid, SubFlow, Turn, WaitFor, plain_answers
+from core.engine.flow import END, Clock, Each, Flow, Invalid, SubFlow, Turn, WaitFor, plain_answers, supported_locale
 from core.engine.registry import Registry
 from core.domain.messages import Button
 
 COMMAND = re.compile(r"^/([a-zA-Z_]+)(?:@\S+)?\s*(.*)$", re.DOTALL)
+DOUBLE_TAP_SECONDS = 3  # the same button again this soon, with nothing said between, is one tap
 STAGES = ("dedupe", "safety", "identify", "middleware", "dispatch")  # in order; `write` ends every event
 
 
@@ -112,16 +114,18 @@ class Engine:
         """What a chat app lists in its command menu (Telegram's): each command and its description in `locale`."""
         return [(name, self.catalog.label(f"command.{name}", locale)) for name in self.registry.listed(role)]
 
-    def overview(self, platform: str, external_id: str) -> list[Rendered]:
-        """What a dashboard (Slack's App Home) shows this chat account: the home command of its role."""
+    def overview(self, platform: str, external_id: str, command: str | None = None, args: str = "") -> list[Rendered]:
+        """What a dashboard (Slack's App Home) shows this chat account: the home command of its role, or the
+        answering command `command` with `args` when its role may run it (a student's summary in a modal)."""
         with self.store.transaction() as tx:
             sender = tx.sender(platform, external_id)
             if sender is None or sender.person_id is None:
                 return [self.catalog.render(Outbound("link/need_code"), self.settings.default_locale)]
             turn = Turn(tx, sender, self.catalog, self.clock(), flows=self.flows)
-            home = self.registry.home(sender.role)
+            home = (self.registry.home(sender.role) if command is None else
+                    next((c for c in self.registry.commands_for(sender.role) if c.name == command and c.run), None))
             if home is not None:
-                home.run(self, turn, "")
+                home.run(self, turn, args)
             return [self.catalog.render(reply, turn.locale) for reply in turn.replies]
 
     # -- one event, inside one transaction ---------------------------------------------------------
@@ -135,7 +139,8 @@ class Engine:
         if sender is None:
             identity_id = tx.add_identity(inbound.platform, inbound.sender, inbound.chat_id, now)
             sender = Sender(identity_id=identity_id, person_id=None, chat_id=inbound.chat_id)
-        turn = Turn(tx, sender, self.catalog, now, platform=inbound.platform, flows=self.flows)
+        turn = Turn(tx, sender, self.catalog, now, platform=inbound.platform, flows=self.flows, engine=self,
+                    platform_locale=supported_locale(inbound.locale))
         if timings is None:
             for stage in self._stages:
                 if stage(turn, inbound):
@@ -153,7 +158,7 @@ class Engine:
         if sender.person_id is not None:
             sender.answers = plain_answers(sender.answers)
             tx.save_conversation(sender, now)
-        locale = turn.locale if sender.person_id else self.settings.default_locale
+        locale = turn.locale if sender.person_id else (turn.platform_locale or self.settings.default_locale)
         queued = [tx.enqueue(sender.person_id, inbound.platform, sender.chat_id, locale, reply, now, priority)
                   for reply in turn.replies]
         for person_id, platform, chat_id, their_locale, message in turn.others:  # after the sender's own replies
@@ -245,6 +250,8 @@ class Engine:
         """A form, a nudge, a command, an answer to the open question, or the menu."""
         if inbound.form:
             self.registry.forms[inbound.form.name].save(self, turn, inbound.form.values)
+        elif self._tapped_again(turn, inbound):
+            turn.say("common/already_answered")  # a double tap: nothing changes, and nothing is asked twice
         elif inbound.opens:
             self.offer(turn, inbound.opens)
         elif (command := self._command(inbound))[0] is not None:
@@ -254,6 +261,24 @@ class Engine:
         else:
             self.menu(turn)
         return True
+
+    @staticmethod
+    def _tapped_again(turn: Turn, inbound: Inbound) -> bool:
+        """Is this the tap just handled, again? The same button within seconds, with no message handled
+        since (the conversation's version is the one that tap's write gave it); a question asked twice
+        in a row (each carried goal) may still get the same tap twice. Remembers this tap otherwise."""
+        sender = turn.sender
+        if inbound.payload is None or sender.person_id is None:
+            return False
+        if sender.stack is None:
+            sender.stack = {}
+        last = sender.stack.get("tap")
+        if (last and last[:2] == [inbound.payload, sender.version]
+                and (turn.now - datetime.fromisoformat(last[2])).total_seconds() < DOUBLE_TAP_SECONDS):
+            return True
+        # the version this event's write gives the conversation
+        sender.stack["tap"] = [inbound.payload, sender.version + 1, turn.now.isoformat()]
+        return False
 
     def _keep_evidence(self, turn: Turn, attachment: Attachment) -> None:
         """A photo, file or link becomes a portfolio artifact, tied to what the open flow is about.
@@ -292,7 +317,8 @@ class Engine:
         else:
             where = (turn.sender.flow, turn.sender.state)
             command.run(self, turn, args)
-            if turn.sender.flow and (turn.sender.flow, turn.sender.state) == where:
+            if (turn.sender.flow and (turn.sender.flow, turn.sender.state) == where
+                    and turn.sender.status != PersonStatus.stopped):  # after /stop, nothing more is asked
                 self.ask_again(turn)  # the open question stands: ask it again after the answer
 
     # -- flows ---------------------------------------------------------------------------------------

@@ -13,6 +13,9 @@ declares, as data, everything it brings:
         person_tables=("goal", "goalreview"),
     )
 
+A feature may also give the adviser's triage its reasons and good news (`concerns=(Concern(...),)`,
+`highlights=(Highlight(...),)`: see `Concern`).
+
 The engine's command table, the help, the menus, Telegram's command menu, `companion flows`,
 `companion school show`, the scheduler and the property tests all read the registry; nothing
 else names a feature.
@@ -90,6 +93,18 @@ class Part(StrEnum):
 ALL_PARTS = frozenset(Part)
 
 
+# The weekly cap keeps a student's nudges in this order when a week is too full: the one place the
+# order is written. Triggers of other kinds come after these, by their own `priority`.
+CAP_ORDER = ("report_card", "goals", "review", "checkin", "project_checkin")
+
+
+def cap_rank(trigger: "Trigger") -> tuple[int, int]:
+    """Where a trigger stands in the weekly cap's order (lower is kept first)."""
+    if trigger.kind in CAP_ORDER:
+        return CAP_ORDER.index(trigger.kind), 0
+    return len(CAP_ORDER), trigger.priority
+
+
 @dataclass(frozen=True)
 class Trigger:
     """A nudge: the flow it opens for a person, when it falls due, for whom, and which policy parts bind it.
@@ -102,9 +117,13 @@ class Trigger:
     theirs for it). `parts` are the parts of the policy that apply to it (all by default: a
     student's nudge takes them all, an adviser's digest leaves out the follow-up, a safety
     escalation takes none). `priority` orders the nudges when the weekly cap leaves room for
-    fewer (lower first); `holiday_shift` moves it off a holiday to the next school day of the week
+    fewer (lower first; the kinds in `CAP_ORDER` keep that order before any other); `takes_day`
+    makes it take the place of the person's other capped nudges of its day (a report-card
+    reflection replaces that day's goals nudge, and offers the goals itself); `holiday_shift` moves it off a holiday to the next school day of the week
     (1), the one before (-1), or skips it (0); `quiet_in_exams` skips it in an exam week. A trigger
-    without a flow sends the template `<kind>/nudge` with the menu's buttons.
+    with a `command` runs that command for the person instead, through the pipeline, as if they had
+    sent it (the adviser's digest: a message composed afresh, not a conversation). A trigger with
+    neither flow nor command sends the template `<kind>/nudge` with the menu's buttons.
     """
 
     kind: str
@@ -118,8 +137,12 @@ class Trigger:
     after: str | None = None  # calendar: the kind of calendar event whose end it follows
     roles: frozenset[str] = STUDENTS
     parts: frozenset[str] = ALL_PARTS
+    command: str | None = None  # run this command for the person instead of opening a flow
+    takes_day: bool = False  # the person's other capped nudges of its day are skipped for it
 
     def __post_init__(self) -> None:
+        if self.flow is not None and self.command is not None:
+            raise ValueError(f"trigger {self.kind}: a flow or a command, not both")
         object.__setattr__(self, "when", When(self.when))
         object.__setattr__(self, "roles", frozenset(self.roles))
         object.__setattr__(self, "parts", frozenset(Part(part) for part in self.parts))
@@ -149,6 +172,53 @@ class DigestSection:
 
 
 @dataclass(frozen=True)
+class Reason:
+    """One reason an adviser should look at a student now, with the evidence behind it.
+
+    `level` says how bad it is (1 by default; e.g. the weeks in a row, the age in weeks, how many):
+    the triage score grows with it, and a reason whose level rose since an adult followed the
+    student up counts as new. `since` is when it began (shown as its age); `evidence` is the
+    context its concern's template reads, next to `reason` itself and `student`.
+    """
+
+    level: int = 1
+    since: date | None = None
+    evidence: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Concern:
+    """A triage reason a feature adds to the adviser's digest, the students list and the App Home.
+
+    `collect(tx, student_ids, today)` gives {student id: [Reason, ...]} for the students that have
+    it (others may be left out); `template` is the full name of the line an adviser reads
+    (e.g. "reflection/concern_missed"), rendered in the adviser's language with the keys of the
+    reason's `evidence`, `evidence` itself, `reason` (level, since, days) and `student` (the full
+    name); `weight` is its points in the documented triage score (see
+    `core.features.advisers.triage`): a student's score is the sum over their reasons of
+    `weight × min(level, 3)`, highest first. Safety alerts weigh 100, help requests 40, a bot
+    blocked 30, silence 25, goals stalled 20, a missed reflection 15, low confidence 10 — place a
+    new concern among these.
+    """
+
+    kind: str
+    template: str
+    collect: Callable[["Tx", list[int], date], dict[int, list[Reason]]]
+    weight: int
+
+
+@dataclass(frozen=True)
+class Highlight:
+    """Good news a feature adds to the digest: `collect(tx, student_ids, today)` gives
+    {student id: [evidence dict, ...]} for the last seven days, each rendered with `template`
+    (a full name such as "genius/highlight_milestone") like a concern's line."""
+
+    kind: str
+    template: str
+    collect: Callable[["Tx", list[int], date], dict[int, list[dict]]]
+
+
+@dataclass(frozen=True)
 class Form:
     """A form a channel may show (Slack's modal): its current values, its checks, and how it is saved.
 
@@ -172,6 +242,8 @@ class Feature:
     triggers: tuple[Trigger, ...] = ()
     settings: tuple[Key, ...] = ()
     digest: tuple[DigestSection, ...] = ()
+    concerns: tuple[Concern, ...] = ()  # triage reasons for the adviser's digest
+    highlights: tuple[Highlight, ...] = ()  # good news for the adviser's digest
     forms: tuple[Form, ...] = ()
     person_tables: tuple[str, ...] = ()  # tables whose person_id rows are this feature's data about a person
     prompts: Path | None = PROMPTS_DIR  # holds <locale>/<name>/; None for a feature without sentences
@@ -197,8 +269,9 @@ class Registry:
         self.flows = _unique((flow.name, flow) for f in self.features for flow in f.flows)
         self.commands = _unique((command.name, command) for f in self.features for command in f.commands)
         self.forms = _unique((form.name, form) for f in self.features for form in f.forms)
-        self.triggers = tuple(sorted((t for f in self.features for t in f.triggers), key=lambda t: t.priority))
+        self.triggers = tuple(sorted((t for f in self.features for t in f.triggers), key=cap_rank))
         _unique((t.kind, t) for t in self.triggers)
+        _unique((c.kind, c) for f in self.features for c in (*f.concerns, *f.highlights))
         self.settings = SettingsCatalog([*self.settings_keys, *(key for f in self.features for key in f.settings)])
         for command in self.commands.values():
             if command.flow and command.flow not in self.flows:
@@ -206,6 +279,8 @@ class Registry:
         for trigger in self.triggers:
             if trigger.flow and trigger.flow not in self.flows:
                 raise ValueError(f"trigger {trigger.kind} opens unknown flow {trigger.flow}")
+            if trigger.command and trigger.command not in self.commands:
+                raise ValueError(f"trigger {trigger.kind} runs unknown command /{trigger.command}")
             for name, kind in ((trigger.day, Weekday), (trigger.at, Clock)):
                 if name is not None and not isinstance(self.settings.key(name).kind, kind):
                     raise ValueError(f"trigger {trigger.kind}: setting {name} is not a {kind.__name__.lower()}")
@@ -245,6 +320,12 @@ class Registry:
 
     def digest_sections(self) -> list[DigestSection]:
         return [section for f in self.features for section in f.digest]
+
+    def concerns(self) -> list[Concern]:
+        return [concern for f in self.features for concern in f.concerns]
+
+    def highlights(self) -> list[Highlight]:
+        return [highlight for f in self.features for highlight in f.highlights]
 
     def person_tables(self) -> list[str]:
         return [table for f in self.features for table in f.person_tables]

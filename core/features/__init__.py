@@ -9,12 +9,12 @@ from __future__ import annotations
 import importlib
 
 from core.engine.registry import Feature, Registry
-from core.features import advisers, checkin, goals, mydata, onboarding, pause, profile, review
+from core.features import advisers, checkin, genius, goals, mydata, onboarding, pause, plan, profile, reflection, review
 from core.schedule.policy import SETTINGS as SCHEDULE_SETTINGS
 from core.school.calendar import SETTINGS as CALENDAR_SETTINGS
 
 # In the order the help lists their commands.
-FEATURES: tuple[Feature, ...] = tuple(module.FEATURE for module in (onboarding, goals, review, profile, pause, checkin,
+FEATURES: tuple[Feature, ...] = tuple(module.FEATURE for module in (onboarding, goals, plan, review, reflection, profile, pause, checkin, genius,
                                                                     advisers, mydata))
 REGISTRY = Registry(FEATURES, settings_keys=(*SCHEDULE_SETTINGS, *CALENDAR_SETTINGS))
 

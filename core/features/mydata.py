@@ -1,4 +1,5 @@
-"""My data: `/mydata` sends the student everything the companion keeps about them, as a JSON file;
+"""My data: `/mydata` sends the student everything the companion keeps about them, as a JSON file, with a
+button for their portfolio (the same as a page to read);
 `/delete` records their request to have it deleted, which an administrator carries out
 (`companion forget`). The school's `retention_days` says how long a student's data stays after
 they leave the roster (`core/school/privacy.py` has the export, the forgetting and the sweep).
@@ -12,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from core.domain.messages import FilePart, Outbound
+from core.domain.messages import Button, FilePart, Outbound
 from core.engine.flow import Answers, Choice, Flow, Step, Turn
 from core.engine.registry import Command, Feature
 from core.school import privacy
@@ -29,7 +30,7 @@ def send_my_data(engine: "Engine", turn: Turn, _args: str) -> None:
     rows = sum(len(found) for found in data["tables"].values())
     turn.tx.audit(turn.platform, "data_exported", turn.person_id, {"rows": rows}, turn.now)
     turn.replies.append(Outbound("mydata/sent", {"rows": rows, "files": len(data["files"])},
-                                 document=FilePart(ref)))
+                                 buttons=(Button("plan.portfolio", "/portfolio"),), document=FilePart(ref)))
 
 
 @dataclass

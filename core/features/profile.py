@@ -1,7 +1,8 @@
 """The learner profile, the student's own: `/profile` shows it and lets them change any part;
 `/language` changes the language; a channel's form (Slack's modal) saves it in one go.
 
-    profile:  show ─pick a part─► edit that part ─► show … ─done─► end
+    profile:  show ─pick a part─► edit that part ─► show … ─done─► end (with a way on: /goals)
+              (the time zone is confirmed by showing the local time there now)
     language: language ─► end
 """
 
@@ -11,10 +12,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from core.domain import dates, records
+from core.domain.messages import Button
 from core.domain.store import Tx
 from core.engine.flow import END, Answers, Choice, Flow, Step, Text, TimeOfDay, TimeZone, Turn
+from core.engine import places, stack
 from core.engine.registry import EVERYONE, Command, Feature, Form
-from core.render.templates import LOCALES
+from core.render.templates import LOCALES, format_day
 
 if TYPE_CHECKING:
     from core.engine.pipeline import Engine
@@ -34,6 +37,14 @@ def set_timezone(turn: Turn, zone: str) -> None:
     turn.sender.timezone = zone
 
 
+def zone_check(turn: Turn) -> dict:
+    """The zone just chosen with the time there now, so a wrong guess shows at a glance."""
+    zone = turn.sender.timezone or turn.sender.school_timezone
+    local = turn.now.astimezone(turn.zone)
+    return {"zone": zone, "place": places.zone_label(zone), "time": local.strftime("%H:%M"),
+            "day": format_day(local.date(), turn.locale)}
+
+
 def save_field(field: str):
     """An effect that writes one answer straight into the learner profile."""
 
@@ -44,14 +55,23 @@ def save_field(field: str):
     return effect
 
 
+def language_choice() -> Choice:
+    return Choice(LOCALES, labels={locale: f"language.{locale}" for locale in LOCALES})
+
+
 def language_step(then: str) -> Step:
-    return Step("language", ask="profile/ask_language",
-                expect=Choice(LOCALES, labels={locale: f"language.{locale}" for locale in LOCALES}),
-                effect=set_language, then=then)
+    return Step("language", ask="profile/ask_language", expect=language_choice(), effect=set_language, then=then)
 
 
-def timezone_step(then: str) -> Step:
-    return Step("timezone", ask="profile/ask_timezone", expect=TimeZone(), effect=set_timezone, then=then)
+def timezone_steps(then: str) -> tuple[Step, Step]:
+    """The time zone, then its confirmation by the local time now ("right" or "change it")."""
+    return (Step("timezone", ask="profile/ask_timezone", expect=TimeZone(), save="zone_ok", effect=set_timezone,
+                 then="timezone_check"),
+            Step("timezone_check", ask="profile/timezone_check", context=zone_check,
+                 skip=lambda turn: turn.answers.zone_ok == turn.sender.school_timezone,  # the school's, tapped
+                 expect=Choice(("yes", "change"), labels={"change": "timezone.change"}), save="zone_ok",
+                 then=lambda turn: "timezone" if turn.answers.zone_ok == "change" else then,
+                 branches={then: "yes", "timezone": "change"}))
 
 
 def text_step(field: str, then: str) -> Step:
@@ -75,6 +95,7 @@ def show_profile(turn: Turn) -> dict:
 @dataclass
 class ProfilePart(Answers):
     part: str | None = None  # the part of the profile the student chose to change
+    zone_ok: str | None = None  # the zone given, then "yes" (confirmed) or "change"
 
 
 PROFILE_FLOW = Flow(
@@ -88,13 +109,13 @@ PROFILE_FLOW = Flow(
         *(text_step(field, then="show") for field in TEXT_FIELDS),
         checkin_step(then="show"),
         language_step(then="show"),
-        timezone_step(then="show"),
+        *timezone_steps(then="show"),
     ),
+    finish=lambda turn: None if stack.below(turn.sender) else turn.say("profile/closed",  # else: the flow below resumes
+                                                                       buttons=(Button("menu.goals", "/goals"),)),
 )
 
 LANGUAGE_FLOW = Flow("language", steps=(language_step(then=END),), finish=lambda turn: turn.say("profile/language_set"))
-
-
 
 
 def form_errors(values: dict) -> dict[str, str]:

@@ -47,8 +47,30 @@ def store_review(turn: Turn, notes: str) -> None:
 
 
 def store_reflection(turn: Turn, text: str) -> None:
+    """Close the review with what the answers said, the streak and the evidence sent this week."""
     records.insert_reflection(turn.tx, turn.person_id, turn.week_start, text, turn.now)
-    turn.say("review/done", streak=records.review_streak(turn.tx, turn.person_id, turn.week_start))
+    turn.say("review/done", streak=records.review_streak(turn.tx, turn.person_id, turn.week_start),
+             reviewed=reviewed_this_week(turn), evidence=evidence_this_week(turn))
+
+
+def reviewed_this_week(turn: Turn) -> list[dict]:
+    """Each goal of the week with its latest review status, as the student just answered."""
+    latest: dict[int, dict] = {}
+    for goal_id, text, status in turn.tx.all(
+            "SELECT g.id, g.text, r.status FROM goalreview r JOIN goal g ON g.id = r.goal_id "
+            "WHERE r.person_id = ? AND g.week_start = ? ORDER BY r.id", (turn.person_id, turn.tx.day(turn.week_start))):
+        latest[goal_id] = {"goal": text, "status": status}
+    return list(latest.values())
+
+
+def evidence_this_week(turn: Turn) -> list[dict]:
+    """The links, photos and files sent as evidence of this week's goals, each by its name."""
+    rows = turn.tx.all(
+        "SELECT a.kind, a.ref, a.caption, f.name, g.text FROM artifact a JOIN goal g ON g.id = a.goal_id "
+        "LEFT JOIN storedfile f ON f.key = a.file_key WHERE a.person_id = ? AND g.week_start = ? ORDER BY a.id",
+        (turn.person_id, turn.tx.day(turn.week_start)))
+    return [{"kind": kind, "name": caption or file_name or (ref if kind == "link" else None), "goal": goal}
+            for kind, ref, caption, file_name, goal in rows]
 
 
 def goal_under_review(turn: Turn) -> dict | None:

@@ -32,6 +32,7 @@ class Lexicon:
     day_words: re.Pattern
     safety: dict[str, list[str]]
     commands: dict[str, list[str]]  # command name → the words that also call it ("metas" → goals)
+    tables: dict  # every section as read, for a feature's own words (genius hour's [pitch] cues)
 
     @classmethod
     def load(cls, data: dict) -> "Lexicon":
@@ -42,11 +43,70 @@ class Lexicon:
                    plan_lead_in=re.compile(r"^(?:(?:" + "|".join(map(re.escape, lead_in)) + r")\b[\s,]*)+"
                                            if lead_in else NOTHING, re.IGNORECASE),
                    day_words=_words(dates_.get("day_words", [])), safety=data.get("safety", {}),
-                   commands=data.get("commands", {}))
+                   commands=data.get("commands", {}), tables=data)
 
     def plan_action(self, text: str) -> str:
         """The action of an if–then plan, without the "then I will" the template already says."""
         return self.plan_lead_in.sub("", text.strip()).strip() or text.strip()
+
+    def if_then(self, obstacle: str, action: str) -> IfThen:
+        """The two halves of an if–then plan in good grammar, from the student's words.
+
+        "when i get bored" → "I get bored"; "i will take a break." → "take a break": the leading
+        "if/when/si/cuando" and "I will/voy a" the template already says are taken off, with final
+        punctuation; a lone "i" becomes "I". `ready_verb` says whether the action starts with a verb
+        the template's "I will"/"voy a" fits (Spanish "dejarlo" does, "lo dejo" does not).
+        """
+        plan = self.tables.get("plan", {})
+        cut_obstacle = _leading(plan.get("obstacle_lead_in", []))
+        first_verb = re.compile(plan.get("verb_start", NOTHING), re.IGNORECASE)
+        obstacle_words = _sentence(cut_obstacle.sub("", _clean(obstacle)) or _clean(obstacle))
+        action_words = _sentence(self.plan_action(_clean(action)))
+        return IfThen(obstacle_words, action_words, bool(first_verb.match(action_words)))
+
+    def is_vague(self, text: str) -> bool:
+        """A goal too vague to plan with: "idk", one word ("school"), or only vague words ("be better")."""
+        words = re.findall(r"[\w']+", text.casefold())
+        unsure = _words([dates.fold(word) for word in self.tables.get("understand", {}).get("unsure", [])])
+        if not words or unsure.search(dates.fold(text)):
+            return True
+        if len(words) == 1 and not NUMBER.search(text):
+            return True
+        empty = set(self.tables.get("smart", {}).get("empty", []))
+        return len(words) <= 3 and all(word in empty or self.vague.fullmatch(word) for word in words)
+
+
+@dataclass(frozen=True)
+class IfThen:
+    """An if–then plan's halves, ready for its template."""
+
+    obstacle: str
+    action: str
+    ready_verb: bool  # the action starts with a verb that follows "I will" / "voy a"
+
+
+def _leading(items: list[str]) -> re.Pattern:
+    """Any of `items` (repeated) at the start, with the spaces and commas after them."""
+    items = sorted(items, key=len, reverse=True)
+    return re.compile(r"^(?:(?:" + "|".join(map(re.escape, items)) + r")\b[\s,]*)+" if items else NOTHING,
+                      re.IGNORECASE)
+
+
+def _clean(text: str) -> str:
+    """No surrounding space, quotes or final punctuation."""
+    return re.sub(r"\s+", " ", text).strip().strip("\"'“”‘’").rstrip(" .!¡?¿…,;:").strip()
+
+
+def _sentence(text: str) -> str:
+    """Mid-sentence case: a lone "i" is "I" ("im" is "I'm"); a capital that opened the student's
+    sentence is lowered unless the word is in capitals or is "I"."""
+    text = re.sub(r"\bi\b(?!')", "I", text)
+    text = re.sub(r"\b(?:i'm|im)\b", "I'm", text, flags=re.IGNORECASE)
+    text = re.sub(r"\bi'(ll|ve|d)\b", r"I'\1", text)
+    first = text.split(" ", 1)[0] if text else ""
+    if first and first not in ("I", "I'm", "I'll", "I've", "I'd") and not first.isupper():
+        text = text[0].lower() + text[1:]
+    return text
 
 
 @dataclass(frozen=True)

@@ -424,10 +424,17 @@ def week_slots(rules: Rules, calendar: SchoolCalendar, zone: ZoneInfo, preferred
 def _apply_cap(rules: Rules, slots: list[Slot]) -> list[Slot]:
     """Skip the planned nudges beyond the weekly cap, lowest priority first (slots come in priority order).
 
-    Only triggers bound by the cap count against it and are dropped by it.
+    Only triggers bound by the cap count against it and are dropped by it. A trigger that takes its
+    day (`takes_day`: a report-card reflection) first replaces the weekly capped nudges of that day.
     """
+    taken = {slot.day: slot.kind for slot in slots if slot.status == NudgeStatus.planned
+             and (trigger := rules.trigger(slot.kind)) is not None and trigger.takes_day}
     kept, capped = 0, []
     for slot in slots:
+        trigger = rules.trigger(slot.kind)
+        if (slot.status == NudgeStatus.planned and slot.day in taken and trigger is not None
+                and trigger.when == When.weekly and trigger.takes(Part.cap)):
+            slot = replace(slot, status=NudgeStatus.skipped, reason=f"{taken[slot.day]} takes its place")
         if slot.status == NudgeStatus.planned and Part.cap in rules.parts_of(slot.kind):
             kept += 1
             if kept > rules.weekly_cap:
@@ -527,15 +534,17 @@ def load_rules(tx: Tx, registry: Registry) -> dict[int, Rules]:
             for school_id, zone in tx.all("SELECT id, timezone FROM school")}
 
 
-def load_calendars(tx: Tx) -> dict[int, SchoolCalendar]:
-    """Every school's calendar, by school id (a school without events has an empty one).
+def load_calendars(tx: Tx, only_school: int | None = None) -> dict[int, SchoolCalendar]:
+    """Every school's calendar (or only `only_school`'s), by school id; a school without events is left out.
 
     The roster's academic sessions say a school's terms and grading periods exactly: where they
     give a kind, the calendars' rows of that kind are left out (their closures and the rest stay).
     """
     marks: dict[int, list[tuple[str, DayMark]]] = {}
+    where, params = ("WHERE school_id = ? ", (only_school,)) if only_school is not None else ("", ())
     for school_id, kind, title, starts_on, ends_on, source in tx.all(
-            "SELECT school_id, kind, title, starts_on, ends_on, source FROM calendarevent ORDER BY starts_on, id"):
+            f"SELECT school_id, kind, title, starts_on, ends_on, source FROM calendarevent {where}"
+            "ORDER BY starts_on, id", params):
         marks.setdefault(school_id, []).append(
             (source, DayMark(kind, title, tx.as_date(starts_on), tx.as_date(ends_on))))
     calendars = {}
@@ -679,48 +688,52 @@ def on_demand(database: SQLEngine | Store, registry: Registry, kind: str, person
     the cap binds it). People the trigger is not for are left out; asking again on the same local
     day queues nothing more. Returns the number of rows queued.
     """
+    with _store(database).transaction() as tx:
+        tx.begin()
+        return on_demand_in(tx, registry, kind, person_ids, now)
+
+
+def on_demand_in(tx: Tx, registry: Registry, kind: str, person_ids: Iterable[int], now: datetime) -> int:
+    """`on_demand` inside a transaction already open (an adviser's command, in the engine's event)."""
     trigger = next((t for t in registry.triggers if t.kind == kind), None)
     if trigger is None or trigger.when != When.on_demand:
         raise ValueError(f"no on-demand trigger {kind!r}")
     ids = list(dict.fromkeys(person_ids))
     capped = [t.kind for t in registry.triggers if t.takes(Part.cap)]
     written = 0
-    store = _store(database)
-    with store.transaction() as tx:
-        tx.begin()
-        rules, calendars = load_rules(tx, registry), load_calendars(tx)
-        for first in range(0, len(ids), 500):
-            chunk = ids[first:first + 500]
-            marks = ", ".join("?" * len(chunk))
-            people = tx.all(f"SELECT p.id, p.school_id, p.role, {PERSON_STATUS}, p.paused_until, "
-                            "COALESCE(p.timezone, s.timezone), lp.checkin_time FROM person p JOIN school s "
-                            "ON s.id = p.school_id LEFT JOIN learnerprofile lp ON lp.person_id = p.id "
-                            f"WHERE p.id IN ({marks}) ORDER BY p.id", chunk)
-            zones = {row[0]: zone_of(row[5], rules[row[1]].timezone) for row in people}
-            used: dict[int, dict[date, int]] = {}
-            if trigger.takes(Part.cap) and capped:
-                for person_id, due_at, followed_up_at in tx.all(
-                        f"SELECT person_id, due_at, followed_up_at FROM nudge WHERE person_id IN ({marks}) "
-                        f"AND kind IN ({', '.join('?' * len(capped))}) AND status <> 'skipped' AND due_at >= ?",
-                        (*chunk, *capped, tx.ts(now - timedelta(weeks=1)))):
-                    week = dates.week_start(as_moment(due_at).astimezone(zones[person_id]).date())
-                    counts = used.setdefault(person_id, {})
-                    counts[week] = counts.get(week, 0) + 1 + (followed_up_at is not None)
-            for person_id, school_id, role, status, paused_until, _, checkin_time in people:
-                if role not in trigger.roles:
-                    continue
-                school = rules[school_id]
-                slot = demand_slot(school, calendars.get(school_id, SchoolCalendar()), trigger, zones[person_id],
-                                   parse_clock(checkin_time), now, used.get(person_id))
-                personal = personal_reason(status, tx.as_date(paused_until) if trigger.takes(Part.pauses) else None,
-                                           slot.day)
-                state, reason = ((NudgeStatus.skipped, personal) if personal and slot.status == NudgeStatus.planned
-                                 else (slot.status, slot.reason))
-                written += tx.execute(
-                    "INSERT INTO nudge (person_id, kind, occasion, due_at, expires_at, status, reason, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (person_id, kind, occasion) DO NOTHING",
-                    (person_id, kind, tx.day(slot.occasion), tx.ts(slot.due_at),
-                     tx.ts(expiry(school, trigger, slot.due_at)), state, reason, tx.ts(now))).rowcount
+    rules, calendars = load_rules(tx, registry), load_calendars(tx)
+    for first in range(0, len(ids), 500):
+        chunk = ids[first:first + 500]
+        marks = ", ".join("?" * len(chunk))
+        people = tx.all(f"SELECT p.id, p.school_id, p.role, {PERSON_STATUS}, p.paused_until, "
+                        "COALESCE(p.timezone, s.timezone), lp.checkin_time FROM person p JOIN school s "
+                        "ON s.id = p.school_id LEFT JOIN learnerprofile lp ON lp.person_id = p.id "
+                        f"WHERE p.id IN ({marks}) ORDER BY p.id", chunk)
+        zones = {row[0]: zone_of(row[5], rules[row[1]].timezone) for row in people}
+        used: dict[int, dict[date, int]] = {}
+        if trigger.takes(Part.cap) and capped:
+            for person_id, due_at, followed_up_at in tx.all(
+                    f"SELECT person_id, due_at, followed_up_at FROM nudge WHERE person_id IN ({marks}) "
+                    f"AND kind IN ({', '.join('?' * len(capped))}) AND status <> 'skipped' AND due_at >= ?",
+                    (*chunk, *capped, tx.ts(now - timedelta(weeks=1)))):
+                week = dates.week_start(as_moment(due_at).astimezone(zones[person_id]).date())
+                counts = used.setdefault(person_id, {})
+                counts[week] = counts.get(week, 0) + 1 + (followed_up_at is not None)
+        for person_id, school_id, role, status, paused_until, _, checkin_time in people:
+            if role not in trigger.roles:
+                continue
+            school = rules[school_id]
+            slot = demand_slot(school, calendars.get(school_id, SchoolCalendar()), trigger, zones[person_id],
+                               parse_clock(checkin_time), now, used.get(person_id))
+            personal = personal_reason(status, tx.as_date(paused_until) if trigger.takes(Part.pauses) else None,
+                                       slot.day)
+            state, reason = ((NudgeStatus.skipped, personal) if personal and slot.status == NudgeStatus.planned
+                             else (slot.status, slot.reason))
+            written += tx.execute(
+                "INSERT INTO nudge (person_id, kind, occasion, due_at, expires_at, status, reason, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (person_id, kind, occasion) DO NOTHING",
+                (person_id, kind, tx.day(slot.occasion), tx.ts(slot.due_at),
+                 tx.ts(expiry(school, trigger, slot.due_at)), state, reason, tx.ts(now))).rowcount
     return written
 
 
@@ -728,9 +741,14 @@ def choose_time(database: SQLEngine | Store, person_id: int, kind: str, weekday:
                 now: datetime) -> None:
     """A person's own weekday (None: off) and time (None: the school's) for the chosen trigger `kind`."""
     with _store(database).transaction() as tx:
-        tx.execute("DELETE FROM chosentime WHERE person_id = ? AND kind = ?", (person_id, kind))
-        tx.execute("INSERT INTO chosentime (person_id, kind, weekday, at, updated_at) VALUES (?, ?, ?, ?, ?)",
-                   (person_id, kind, weekday, f"{at:%H:%M}" if at else None, tx.ts(now)))
+        choose_time_in(tx, person_id, kind, weekday, at, now)
+
+
+def choose_time_in(tx: Tx, person_id: int, kind: str, weekday: int | None, at: time | None, now: datetime) -> None:
+    """`choose_time` inside a transaction already open (a person choosing in chat); the next planning moves the nudge."""
+    tx.execute("DELETE FROM chosentime WHERE person_id = ? AND kind = ?", (person_id, kind))
+    tx.execute("INSERT INTO chosentime (person_id, kind, weekday, at, updated_at) VALUES (?, ?, ?, ?, ?)",
+               (person_id, kind, weekday, f"{at:%H:%M}" if at else None, tx.ts(now)))
 
 
 # -- sweeping what is due --------------------------------------------------------------------------
@@ -894,10 +912,11 @@ def send(store: Store, conversation: "ConversationEngine", due: Due, rules: Rule
                        "AND status = 'claimed'", (reason, due.id, worker_id))
         return False
     flow = trigger.flow if trigger else None
-    if flow:
+    command = trigger.command if trigger else None
+    if flow or command:
         # Its own transaction in the engine; the event id makes a retry after a crash change nothing.
-        conversation.handle(Inbound(due.platform, f"nudge:{due.id}", due.external_id, due.chat_id, opens=flow),
-                            priority=NUDGE_PRIORITY)
+        conversation.handle(Inbound(due.platform, f"nudge:{due.id}", due.external_id, due.chat_id, opens=flow,
+                                    payload=f"/{command}" if command else None), priority=NUDGE_PRIORITY)
     # Stamped after the flow opened, so only the student's own answer moves the conversation past it.
     sent_at = conversation.clock()
     # One follow-up (then a flag) only for a trigger that takes it: without, nothing watches for an answer.
@@ -907,7 +926,7 @@ def send(store: Store, conversation: "ConversationEngine", due: Due, rules: Rule
             "UPDATE nudge SET status = 'sent', sent_at = ?, followup_due_at = ? WHERE id = ? AND claimed_by = ? "
             "AND status = 'claimed'",
             (tx.ts(sent_at), tx.ts(watch) if watch else None, due.id, worker_id)).rowcount
-        if marked and not flow:
+        if marked and not (flow or command):
             tx.enqueue(due.person_id, due.platform, due.chat_id, due.locale,
                        Outbound(f"{due.kind}/nudge", {"name": due.given_name}, conversation.registry.menu(due.role)),
                        now, priority=NUDGE_PRIORITY)

@@ -265,9 +265,11 @@ def export_name(now: datetime) -> str:
     return f"my-data-{now:%Y-%m-%d}.json"
 
 
-def keep_export(tx: Tx, files_location: str, person_id: int, data: bytes, name: str, now: datetime) -> FileRef:
-    """Keep an export in the file store inside the caller's transaction (the database kind), or the folder."""
-    ref = FileRef(f"{EXPORT_PREFIX}{uuid.uuid4().hex}", name, "application/json", len(data))
+def keep_export(tx: Tx, files_location: str, person_id: int, data: bytes, name: str, now: datetime,
+                mime: str = "application/json") -> FileRef:
+    """Keep an export (the JSON, or the portfolio page) in the file store inside the caller's transaction
+    (the database kind), or the folder."""
+    ref = FileRef(f"{EXPORT_PREFIX}{uuid.uuid4().hex}", name, mime, len(data))
     if files_location:
         FolderFiles(files_location).put(data, name, ref.mime, key=ref.key, person_id=person_id)
     else:
