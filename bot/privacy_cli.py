@@ -19,15 +19,18 @@ def register(main: click.Group, make_app: Callable[[click.Context], Any]) -> Non
                   help="Where to write the JSON (default: stdout).")
     @click.pass_context
     def export_command(ctx: click.Context, student: str, out: Path | None) -> None:
-        """Write everything about STUDENT (sourced id, e-mail, id or name) as JSON: what /mydata sends them."""
+        """Write everything about STUDENT (sourced id, e-mail, id or name) as JSON, their portfolio page inside: what /mydata sends them."""
         from core.domain.store import Store
+        from core.features.plan import with_portfolio
         from core.school import privacy
 
         application = make_app(ctx)
         person_id, name = find_one(application, student)
         now = utc_now()
         with Store(application.engine).transaction() as tx:
-            data = privacy.export(tx, application.registry, person_id, now, application.settings.file_store)
+            location = application.settings.file_store
+            data = with_portfolio(tx, application.registry, person_id, now,
+                                  privacy.export(tx, application.registry, person_id, now, location), location)
             tx.audit("cli", "data_exported", person_id, {"rows": sum(len(rows) for rows in data["tables"].values())},
                      now)
         payload = privacy.export_bytes(data)

@@ -261,6 +261,8 @@ def test_mydata_sends_a_file_holding_every_tables_rows_about_the_student(engine,
         "outbox", "advisorymember", "auditlog"}
     assert any(file["key"] == school.photo_key for file in data["files"])
     assert data["tables"]["learnerprofile"][0]["strengths"] == f"I am good at {CANARY} drawing"
+    page = data["portfolio"]  # the portfolio page is in the export too (issue 15), whole: photos embedded
+    assert page["name"].endswith(".html") and CANARY in page["html"] and "data:image/" in page["html"]
 
 
 def test_companion_export_writes_the_same_json_as_mydata(engine, now, tmp_path, monkeypatch):
@@ -274,6 +276,7 @@ def test_companion_export_writes_the_same_json_as_mydata(engine, now, tmp_path, 
     expected = about(engine, school.student_id)
     expected["auditlog"] = expected["auditlog"][:-1]  # the export's own audit entry came after it
     assert data["tables"] == expected
+    assert data["portfolio"]["name"].endswith(".html") and CANARY in data["portfolio"]["html"]
 
 
 def test_delete_records_a_request_that_companion_forget_carries_out(engine, now, monkeypatch):

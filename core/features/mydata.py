@@ -1,5 +1,5 @@
-"""My data: `/mydata` sends the student everything the companion keeps about them, as a JSON file, with a
-button for their portfolio (the same as a page to read);
+"""My data: `/mydata` sends the student everything the companion keeps about them, as a JSON file that holds
+their portfolio page too, with a button for the portfolio on its own (the same as a page to read);
 `/delete` records their request to have it deleted, which an administrator carries out
 (`companion forget`). The school's `retention_days` says how long a student's data stays after
 they leave the roster (`core/school/privacy.py` has the export, the forgetting and the sweep).
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from core.domain.messages import Button, FilePart, Outbound
 from core.engine.flow import Answers, Choice, Flow, Step, Turn
 from core.engine.registry import Command, Feature
+from core.features.plan import with_portfolio
 from core.school import privacy
 
 if TYPE_CHECKING:
@@ -24,7 +25,9 @@ if TYPE_CHECKING:
 
 def send_my_data(engine: "Engine", turn: Turn, _args: str) -> None:
     """Everything about the student, as a file in this chat (kept in the file store like any file sent)."""
-    data = privacy.export(turn.tx, engine.registry, turn.person_id, turn.now, engine.settings.file_store)
+    location = engine.settings.file_store
+    data = with_portfolio(turn.tx, engine.registry, turn.person_id, turn.now,
+                          privacy.export(turn.tx, engine.registry, turn.person_id, turn.now, location), location)
     ref = privacy.keep_export(turn.tx, engine.settings.file_store, turn.person_id, privacy.export_bytes(data),
                               privacy.export_name(turn.now), turn.now)
     rows = sum(len(found) for found in data["tables"].values())

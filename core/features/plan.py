@@ -417,6 +417,13 @@ def build_portfolio(tx: Tx, registry: "Registry", person_id: int, now: datetime,
     return Portfolio(name=name, markdown=markdown, html=html, files=files)
 
 
+def with_portfolio(tx: Tx, registry: "Registry", person_id: int, now: datetime, data: dict, location: str) -> dict:
+    """A data export (`/mydata`, `companion export`) with the student's own portfolio page inside it: the
+    self-contained HTML, photos embedded, so the one file holds everything."""
+    page = build_portfolio(tx, registry, person_id, now, "mine", location)
+    return {**data, "portfolio": {"name": f"{page.name}.html", "html": page.html}}
+
+
 def send_portfolio(engine: "Engine", turn: Turn, args: str) -> None:
     """The portfolio as one HTML page in this chat: the student's own, or the conference one."""
     audience = "conference" if plain(args) in CONFERENCE_WORDS else "mine"
