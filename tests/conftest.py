@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import make_url, text
 
 from core.domain.db import make_engine, upgrade
+from tests.helpers import Clock
 
 POSTGRES_URL_VARIABLE = "COMPANION_TEST_POSTGRES_URL"
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "", None}
@@ -52,6 +53,12 @@ def engine(database_url):
 def now() -> datetime:
     """A fixed moment: Monday 23 November 2026, 14:00 UTC."""
     return datetime(2026, 11, 23, 14, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def clock(now):
+    """A clock at `now` that the test moves by hand."""
+    return Clock(now)
 
 
 def _is_local_host(host) -> bool:

@@ -42,6 +42,17 @@ def enrol(engine: Engine, now: datetime, given_name: str = "Ana", role: str = "s
         return person.id, code
 
 
+
+@dataclass
+class Clock:
+    """A clock the test moves by hand (the engine's and the scheduler's `clock`)."""
+
+    now: datetime
+
+    def __call__(self) -> datetime:
+        """The moment the test set."""
+        return self.now
+
 @dataclass
 class Chat:
     """One chat account talking to the engine; keeps the transcript of templates and texts."""

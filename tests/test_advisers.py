@@ -25,19 +25,6 @@ LAST_WEEK, TWO_WEEKS_AGO, THREE_WEEKS_AGO = (MONDAY - timedelta(weeks=n) for n i
 _ids = itertools.count(1)
 
 
-class Clock:
-    def __init__(self, now):
-        self.now = now
-
-    def __call__(self):
-        return self.now
-
-
-@pytest.fixture
-def clock(now):
-    return Clock(now)
-
-
 @pytest.fixture
 def conversation(engine, clock):
     return Engine(Store(engine), REGISTRY, clock=clock)

@@ -30,21 +30,6 @@ ONBOARDED = ["@agree", "@en", "@keep", "art", "math", "music", "teacher", "4pm"]
 CONTENT = ("goal", "goalreview", "reflection", "learnerprofile", "artifact")
 
 
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now):
-        self.now = now
-
-    def __call__(self):
-        return self.now
-
-
-@pytest.fixture
-def clock(now):
-    return Clock(now)
-
-
 @pytest.fixture
 def conversation(engine, clock):
     return Engine(Store(engine), REGISTRY, clock=clock)

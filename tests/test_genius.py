@@ -51,21 +51,6 @@ TERM = (date(2026, 8, 24), date(2026, 12, 18))
 HOLIDAY = date(2026, 12, 4)
 
 
-class Clock:
-    """The engine's clock, moved on by the test (weeks pass between check-ins)."""
-
-    def __init__(self, now: datetime):
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def clock(now):
-    return Clock(now)
-
-
 @pytest.fixture
 def conversation(engine, clock):
     return Engine(Store(engine), REGISTRY, clock=clock)

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time as wall
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -27,6 +26,7 @@ from core.schedule.policy import DayMark, Rules, SchoolCalendar, plan_week
 from core.domain.models import DEFAULT_TIMEZONE
 from core.domain.settings import Values
 from core.domain.store import Store, as_moment
+from tests.helpers import Clock
 
 UTC = timezone.utc
 MONDAY = date(2026, 11, 23)  # the conftest `now` falls in this week
@@ -40,17 +40,6 @@ def school_rules(**settings) -> Rules:
 NO_QUIET = school_rules(**{"quiet_hours.start": time(0), "quiet_hours.end": time(0), "class_time.start": time(0),
                     "class_time.end": time(0)})
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@dataclass
-class Clock:
-    """A clock the test moves by hand."""
-
-    now: datetime
-
-    def __call__(self) -> datetime:
-        """The moment the test set."""
-        return self.now
 
 
 def slots_by_kind(rules: Rules, zone: str, preferred: str = "15:30", week: date = MONDAY,
