@@ -7,16 +7,18 @@ A row's message starting with "@" is a button tap (its payload); anything else i
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import text
 
 from core.domain.messages import Attachment, Inbound
 from core.domain.store import Store
+from core.engine.flow import Choice, Flow, Step
 from core.engine.pipeline import Engine
+from core.engine.registry import Command, Feature
 from core.features import REGISTRY
-from tests.helpers import Chat, enrol, play
+from tests.helpers import Chat, Clock, enrol, play
 
 SPANISH_ONBOARDING = [
     ("¡hola!", ["link/need_code"]),
@@ -223,3 +225,20 @@ def test_the_reviews_end_matches_the_answers_shows_the_streak_and_names_the_evid
     assert "You finished every goal this week (1)" in closing
     assert "https://example.org/sketches" in closing and "draw 3 sketches by Friday" in closing
     assert "first week of the streak" in closing and "waiting on Monday" not in closing
+
+
+def test_the_same_answer_tapped_on_the_next_question_is_not_taken_for_a_double_tap(engine, now):
+    """Two questions in a row with the same buttons: a student who reads the second and taps the same answer
+    2 s later is answered (a double tap lands within DOUBLE_TAP_SECONDS; an answer is never dropped)."""
+    twice = Flow("twice", steps=(Step("first", ask="goals/ask_another", expect=Choice(("yes", "no")), then="second"),
+                                 Step("second", ask="goals/ask_another", expect=Choice(("yes", "no")))))
+    registry = REGISTRY.extended(Feature("twice", flows=(twice,), commands=(Command("twice", flow="twice"),),
+                                         prompts=None))
+    clock = Clock(now)
+    conversation = Engine(Store(engine), registry, clock=clock)
+    chat, _ = english_student(conversation, engine, now)
+    play(chat, [("/twice", ["goals/ask_another"]), ("@yes", ["goals/ask_another"])])
+    assert [t for t, _, _ in chat.say("@yes")] == ["common/already_answered"]  # the same tap again, at once
+    clock.now = now + timedelta(seconds=2)
+    assert [t for t, _, _ in chat.say("@yes")] != ["common/already_answered"]  # the second question's own answer
+    assert chat.say("hello")[0][0] == "commands/menu"  # the flow ended: both questions were answered

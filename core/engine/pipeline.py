@@ -35,7 +35,9 @@ from core.engine.registry import Registry
 from core.domain.messages import Button
 
 COMMAND = re.compile(r"^/([a-zA-Z_]+)(?:@\S+)?\s*(.*)$", re.DOTALL)
-DOUBLE_TAP_SECONDS = 3  # the same button again this soon, with nothing said between, is one tap
+# The same button again this soon, with nothing said between, is one tap (a double tap lands within a few hundred
+# ms; reading the next question and tapping the same answer to it takes longer): one place for the trade-off.
+DOUBLE_TAP_SECONDS = 1.5
 STAGES = ("dedupe", "safety", "identify", "middleware", "dispatch")  # in order; `write` ends every event
 
 
