@@ -12,6 +12,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 from pathlib import Path
 from typing import Iterable
 
@@ -83,8 +84,13 @@ class Catalog:
         self.aliases = {alias.casefold(): name for lexicon in self.lexicons.values()
                         for name, aliases in lexicon.commands.items() for alias in aliases}
         self._envs = {locale: self._environment(locale) for locale in LOCALES}
-        # The safety check reads every message in every locale's words (prompts/<locale>/safety/lexicon.toml).
-        self.safety = SafetyWatch({locale: lexicon.safety for locale, lexicon in self.lexicons.items()})
+
+    @cached_property
+    def safety(self) -> SafetyWatch:
+        """The safety check, in every locale's words (prompts/<locale>/safety/lexicon.toml): it reads every
+        message, and is built at the first one (a process that only renders — a digest builder — never
+        loads its rules and net)."""
+        return SafetyWatch({locale: lexicon.safety for locale, lexicon in self.lexicons.items()})
 
     def _load_labels(self, locale: str) -> dict[str, jinja2.Template]:
         env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
