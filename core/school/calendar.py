@@ -58,16 +58,17 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Iterator
+from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, Iterator
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import icalendar
-import recurring_ical_events
 from sqlalchemy import Engine
 
 from core.domain.models import DEFAULT_TIMEZONE, CalendarKind
 from core.domain.settings import Key, Pairs, SettingError, SettingsCatalog, Words
 from core.domain.store import Store, Tx, as_moment
+
+if TYPE_CHECKING:  # icalendar is imported where a calendar is read: a process that reads none keeps 4 MB less
+    import icalendar
 
 log = logging.getLogger(__name__)
 
@@ -745,6 +746,8 @@ class _Calendar:
 
     def _timezone(self, lines: list[bytes], number: int) -> None:
         """A VTIMEZONE: icalendar reads it, so that events naming its TZID find it."""
+        import icalendar
+
         try:
             icalendar.Component.from_ical(b"\r\n".join(lines) + b"\r\n")
         except Exception as error:  # noqa: BLE001 - icalendar raises many kinds; the line is what matters
@@ -814,6 +817,8 @@ class _Calendar:
         parsed.rows[uid] = SchoolDay(uid, reading.kind, title[:TITLE_LENGTH], first, last, repeats)
 
     def _parse(self, raw: _Raw) -> icalendar.Component:
+        import icalendar
+
         block = b"BEGIN:VEVENT\r\n" + b"\r\n".join(raw.lines) + b"\r\nEND:VEVENT\r\n"
         try:
             event = icalendar.Component.from_ical(block)
@@ -942,6 +947,9 @@ class _Calendar:
     # -- repeating events
 
     def _expand(self, event: icalendar.Component, uid: str, reading: Reading, title: str, raw: _Raw) -> None:
+        import icalendar
+        import recurring_ical_events
+
         calendar = icalendar.Calendar()
         calendar.add_component(event)
         low, high = self.window
