@@ -141,6 +141,26 @@ def build(url: str, advisers: list[int], results: multiprocessing.Queue) -> None
     results.put((times, characters, chart_bytes, usage.ru_maxrss, usage.ru_utime + usage.ru_stime))
 
 
+def run_statement(url: str, statement: str) -> None:
+    """One administrative statement (the bench's own schema), in a process of its own."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql(statement)
+    engine.dispose()
+
+
+def administer(context, url: str, statement: str) -> None:
+    """Run `statement` in a spawned process: like the seed, the bench's scaffolding is not the digest's memory
+    (this process, whose peak RSS is counted, never loads SQLAlchemy or a driver)."""
+    process = context.Process(target=run_statement, args=(url, statement))
+    process.start()
+    process.join()
+    if process.exitcode:
+        raise SystemExit(f"{statement!r} failed")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--advisers", type=int, default=4000)
@@ -152,18 +172,14 @@ def main() -> None:
                         help="the SQLite file --database-url names holds the district from an earlier run: build only")
     args = parser.parse_args()
     schema = None
+    context = multiprocessing.get_context("spawn")  # a clean interpreter each: no inherited figure or connection
     if args.database_url and args.database_url.startswith("postgresql"):
-        from sqlalchemy import create_engine, make_url
-
         schema = f"bench_{secrets.token_hex(4)}"
-        admin = create_engine(args.database_url)
-        with admin.begin() as connection:
-            connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
-        url = make_url(args.database_url).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-            hide_password=False)
+        administer(context, args.database_url, f"CREATE SCHEMA {schema}")
+        joiner = "&" if "?" in args.database_url else "?"
+        url = f"{args.database_url}{joiner}options=-csearch_path%3D{schema}"
     else:
         url = args.database_url or f"sqlite:///{tempfile.mkdtemp()}/digest.db"
-    context = multiprocessing.get_context("spawn")  # a clean interpreter each: no inherited figure or connection
     try:
         started = time.perf_counter()
         if not args.seeded:  # in its own process: the seed's bulk rows are not the digest's memory
@@ -193,8 +209,7 @@ def main() -> None:
         elapsed = time.perf_counter() - started
     finally:
         if schema:
-            with admin.begin() as connection:
-                connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+            administer(context, args.database_url, f"DROP SCHEMA {schema} CASCADE")
     times = sorted(t for report in reports for t in report[0])
     # the builders and this process (the seeder, done before the builders start, is left out)
     rss_mb = (sum(report[3] for report in reports) + resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024
