@@ -5,12 +5,17 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import SimpleNamespace
+from typing import Callable
 
+import click
+from click.testing import CliRunner
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from core.delivery import outbox
 from core.engine.pipeline import Engine as ConversationEngine
+from core.features import REGISTRY
 from core.domain.messages import Inbound
 from core.domain.models import AdvisoryGroup, AdvisoryMember, InviteCode, Person, School
 
@@ -95,3 +100,16 @@ def play(chat: Chat, table: list[tuple[str, list[str]]]) -> list:
         assert [template for template, _, _ in replies] == expected, (says, replies)
         transcript.append(replies)
     return transcript
+
+
+def cli(engine: Engine, register: Callable) -> Callable:
+    """A `companion`-like command group with the commands `register` adds, on the test database and the
+    installed features; calling it runs one command line and gives click's result."""
+    @click.group()
+    @click.pass_context
+    def main(ctx: click.Context) -> None:
+        """The test's stand-in for `companion`."""
+        ctx.obj = SimpleNamespace(engine=engine, registry=REGISTRY)
+
+    register(main, lambda ctx: ctx.obj)
+    return lambda *args: CliRunner().invoke(main, list(args))

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from types import SimpleNamespace
 
-import click
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import text
 
 from bot.schedule_cli import register
@@ -16,7 +13,7 @@ from bot.schedule_cli import register
 from core.features import REGISTRY
 from core.schedule import policy as schedule
 from core.school.calendar import CalendarError, classify, import_calendar, parse_calendar
-from tests.helpers import enrol
+from tests.helpers import cli, enrol
 
 FIXTURE = Path(__file__).parent / "fixtures" / "school_calendar.ics"
 
@@ -110,15 +107,8 @@ def test_a_file_that_is_not_icalendar_is_refused():
 
 @pytest.fixture
 def companion(engine):
-    """A `companion`-like command group with the calendar and schedule commands, on the test database."""
-    @click.group()
-    @click.pass_context
-    def main(ctx: click.Context) -> None:
-        """The test's stand-in for `companion`."""
-        ctx.obj = SimpleNamespace(engine=engine, registry=REGISTRY)
-
-    register(main, lambda ctx: ctx.obj)
-    return lambda *args: CliRunner().invoke(main, list(args))
+    """`companion` with these commands on the test database."""
+    return cli(engine, register)
 
 
 def test_the_commands_import_a_calendar_and_show_a_students_schedule(companion, engine, now, tmp_path):

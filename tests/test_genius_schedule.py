@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import threading
 from datetime import date, datetime, timedelta, timezone
-from types import SimpleNamespace
 
-import click
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import text
 
 from bot.schedule_cli import register
@@ -20,20 +17,15 @@ from core.domain.store import Store
 from core.engine.pipeline import Engine
 from core.features import REGISTRY, genius
 from core.schedule import policy as schedule
+from tests.helpers import cli
 from tests.test_triggers import MONDAY, add_event, add_people, kinds_shown, outbox, rows
 
 
 
 @pytest.fixture
 def companion(engine):
-    """`companion schedule` on the test database, with the installed features."""
-    @click.group()
-    @click.pass_context
-    def main(ctx: click.Context) -> None:
-        ctx.obj = SimpleNamespace(engine=engine, registry=REGISTRY)
-
-    register(main, lambda ctx: ctx.obj)
-    return lambda *args: CliRunner().invoke(main, list(args))
+    """`companion` with these commands on the test database."""
+    return cli(engine, register)
 
 
 def set_school(engine, now, **settings: str) -> None:

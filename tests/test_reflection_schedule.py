@@ -6,11 +6,8 @@ adviser's triage (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
-from types import SimpleNamespace
 
-import click
 import pytest
-from click.testing import CliRunner
 
 from bot.reflection_cli import register
 from core.domain.store import Store, as_moment
@@ -18,7 +15,7 @@ from core.engine.pipeline import Engine
 from core.engine.registry import CAP_ORDER
 from core.features import REGISTRY, reflection
 from core.schedule import policy
-from tests.helpers import Chat, enrol
+from tests.helpers import Chat, cli, enrol
 from tests.test_reflection import grading_periods, linked_adviser, linked_student, sql
 
 UTC = timezone.utc
@@ -119,13 +116,8 @@ def test_an_adviser_asks_their_advisees_in_chat_and_only_theirs(engine, now):
 
 @pytest.fixture
 def companion(engine):
-    @click.group()
-    @click.pass_context
-    def main(ctx: click.Context) -> None:
-        ctx.obj = SimpleNamespace(engine=engine, registry=REGISTRY)
-
-    register(main, lambda ctx: ctx.obj)
-    return lambda *args: CliRunner().invoke(main, list(args))
+    """`companion` with these commands on the test database."""
+    return cli(engine, register)
 
 
 def test_companion_reflection_start_for_a_school_or_a_group(companion, engine, now):
