@@ -95,6 +95,7 @@ def run_engine(students: int, batch: int, stages: dict[str, float] | None = None
         upgrade(engine)
         seed(engine, students)
         conversation = Engine(Store(engine), BENCH, clock=lambda: NOW)
+        conversation.catalog.safety  # built before the first message, as `companion serve` does
         conversation.timings = stages
         inbound = [Inbound("bench", f"{uid}:{n}", str(uid), str(uid), text=text)
                    for uid in range(1, students + 1) for n, text in enumerate(MESSAGES)]

@@ -98,6 +98,7 @@ class Service:
         self.database = database
         self.background = background
         self.conversation = Engine(Store(database), registry(settings.features), settings)
+        self.conversation.catalog.safety  # built now, so that the first student to write does not wait for it
         self.metrics = Metrics()
         self.channels: dict[str, Channel] = {
             channel.platform: channel(settings, self.conversation, self.wake)

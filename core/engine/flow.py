@@ -46,7 +46,7 @@ class Invalid(Exception):
         self.context = context
 
 
-@dataclass
+@dataclass(slots=True)  # one per event: slots make it quicker to build
 class Turn:
     """Everything a step sees while handling one message: the student, their answers, the database."""
 
@@ -112,6 +112,7 @@ def plain(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
+@lru_cache(maxsize=256)  # a platform reports a handful of tags, one per message
 def supported_locale(tag: str | None) -> str | None:
     """One of the bot's languages from a platform's tag ("es-MX", "es_ES.UTF-8", "en"), or None."""
     language = re.split(r"[-_.@]", (tag or "").strip().lower())[0]
@@ -362,16 +363,19 @@ class Answers:
 
 def plain_answers(answers: Any) -> dict:
     """Answers as JSON-ready data (the conversation row keeps them between messages)."""
-    return _plain(answers) if is_dataclass(answers) else dict(answers or {})
+    return _plain(answers) if isinstance(answers, Answers) or is_dataclass(answers) else dict(answers or {})
+
+
+_LEAVES = (str, int, float, NoneType)
 
 
 def _plain(value: Any) -> Any:
     """`dataclasses.asdict` without its deep copy of every leaf (strings and dates are immutable):
     this runs on every message."""
-    if isinstance(value, (str, int, float, NoneType)):
+    if isinstance(value, _LEAVES):
         return value
     if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
+        return {key: _plain(item) for key, item in value.items()} if value else {}
     if isinstance(value, (list, tuple)):
         return type(value)(_plain(item) for item in value)
     if is_dataclass(value) and not isinstance(value, type):
@@ -553,7 +557,7 @@ class Flow:
         """Stored answers as this flow's dataclass; fields an upgrade removed are dropped."""
         if isinstance(answers, self.answers):
             return answers
-        names = {f.name for f in dataclass_fields(self.answers)}
+        names = _field_names(self.answers)
         return self.answers(**{key: value for key, value in (answers or {}).items() if key in names})
 
     def enter(self, turn: Turn, loop: Each) -> str:
