@@ -51,7 +51,12 @@ COMMAND_WORD = re.compile(r"^/[a-zA-Z_]+(?:@\S+)?")  # "/plan" is a command, not
 
 def written(inbound: Inbound) -> str:
     """Everything the person typed in this event: the message (after a command's name), a caption, a form."""
-    parts = [COMMAND_WORD.sub("", inbound.text or "", count=1)]
+    text = inbound.text or ""
+    if text.startswith("/"):
+        text = COMMAND_WORD.sub("", text, count=1)
+    if not inbound.form and not (inbound.attachment and inbound.attachment.caption):
+        return text  # a message, the usual case
+    parts = [text]
     if inbound.attachment and inbound.attachment.caption:
         parts.append(inbound.attachment.caption)
     if inbound.form:
