@@ -4,7 +4,8 @@ Seeded in bulk with plain SQL (goals each week, reviews, weekly reflections, low
 silent flags, blocked bots, open alerts), then built as the scheduler builds them, minus the sending:
 `core.features.advisers.digest.compose` (the triage, the highlights, the class figures and the chart PNG)
 and every message rendered to text. The advisers are split between worker processes (the chart is
-drawn with one reused matplotlib figure per process); peak RSS is summed over the processes.
+drawn with one reused matplotlib figure per process; this process builds one share); peak RSS is summed over
+the processes.
 Last line: key=value figures.
 
     python bench/digest.py --advisers 4000
@@ -152,8 +153,7 @@ def run_statement(url: str, statement: str) -> None:
 
 
 def administer(context, url: str, statement: str) -> None:
-    """Run `statement` in a spawned process: like the seed, the bench's scaffolding is not the digest's memory
-    (this process, whose peak RSS is counted, never loads SQLAlchemy or a driver)."""
+    """Run `statement` in a spawned process: like the seed, the bench's scaffolding is not the digest's memory."""
     process = context.Process(target=run_statement, args=(url, statement))
     process.start()
     process.join()
@@ -192,13 +192,16 @@ def main() -> None:
         print(f"seeded in {seeded:.1f}s: {url}", flush=True)
         ids = [a * (args.students + 1) + 1 for a in range(args.advisers)]
         results: multiprocessing.Queue = context.Queue()
+        # This process builds the first share itself (a process that only waited would cost its memory for nothing);
+        # each further worker builds another.
         workers = [context.Process(target=build, args=(url, ids[n::args.workers], results))
-                   for n in range(args.workers)]
+                   for n in range(1, args.workers)]
         started = time.perf_counter()
         for worker in workers:
             worker.start()
+        build(url, ids[0::args.workers], results)
         reports = []
-        while len(reports) < len(workers):  # a worker that died says nothing: stop rather than wait forever
+        while len(reports) < args.workers:  # a worker that died says nothing: stop rather than wait forever
             try:
                 reports.append(results.get(timeout=5))
             except queue.Empty:
@@ -211,8 +214,8 @@ def main() -> None:
         if schema:
             administer(context, args.database_url, f"DROP SCHEMA {schema} CASCADE")
     times = sorted(t for report in reports for t in report[0])
-    # the builders and this process (the seeder, done before the builders start, is left out)
-    rss_mb = (sum(report[3] for report in reports) + resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024
+    # every builder, this process among them (the seeder, done before the builders start, is left out)
+    rss_mb = sum(report[3] for report in reports) / 1024
     database = "postgresql" if schema else "sqlite"
     cpu = sum(report[4] for report in reports)  # the builders' own CPU seconds: what the load of a shared machine hides
     print(f"{database}: the builders used {cpu:.1f} CPU seconds ({cpu / len(times) * 1000:.1f} ms per adviser, "
