@@ -228,6 +228,8 @@ class InboundEvent(SQLModel, table=True):
     update ids are a bot's own, so an id another bot token (or the same bot, months ago) used is new.
     """
 
+    __table_args__ = {"sqlite_with_rowid": False}  # one b-tree written per event on SQLite (migration 0020)
+
     platform: str = Field(primary_key=True)
     bot: str = Field(default="", primary_key=True, sa_column_kwargs={"server_default": ""})
     event_id: str = Field(primary_key=True)
