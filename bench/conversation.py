@@ -3,9 +3,10 @@
 Every student sends the same four messages as `../shared/bench/ptb_conversation.py` (/goal, the
 goal, the obstacle, the if–then plan) through `Engine.handle`: each message is de-duplicated by
 event id, its conversation row read and written, the goal stored and the reply queued in the
-outbox, in one committed transaction on a SQLite file. The peers run in the same invocation.
+outbox, in one committed transaction on a SQLite file (or PostgreSQL). The peers run in the same invocation.
 
     python bench/conversation.py --students 1000 10000 100000
+    python bench/conversation.py --students 10000 --database-url postgresql://postgres@127.0.0.1:5432/test
 
 Last line: key=value figures (messages per second per student count, peak RSS, peers, ratios).
 """
@@ -18,7 +19,6 @@ import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -32,6 +32,7 @@ from core.engine.registry import Command, Feature
 from core.features import REGISTRY
 from core.domain.messages import Inbound
 from core.domain.store import Store
+from nudges import scratch_database  # a SQLite file, or a scratch schema on PostgreSQL
 
 PEERS = Path(__file__).resolve().parents[2] / "shared" / "bench"
 MESSAGES = ("/goal", "finish 3 algebra units", "soccer practice", "do them at lunch")
@@ -66,32 +67,40 @@ BENCH = REGISTRY.extended(Feature("bench", flows=(GOAL,), commands=(Command("goa
 
 def seed(engine, students: int) -> None:
     """A school with `students` linked students, written in bulk."""
-    connection = engine.raw_connection()
-    cursor = connection.cursor()
-    stamp = NOW.strftime("%Y-%m-%d %H:%M:%S.%f")
-    cursor.execute("INSERT INTO school (id, sourced_id, name, timezone, locale) "
+    store = Store(engine)
+    with store.transaction() as tx:
+        stamp = tx.ts(NOW)
+
+        def bulk(statement: str, rows) -> None:
+            """One statement for many rows."""
+            tx.cursor.executemany(store.sql(statement), list(rows))
+
+        tx.execute("INSERT INTO school (id, sourced_id, name, timezone, locale) "
                    "VALUES (1, 's', 'Bench School', 'America/New_York', 'en')")
-    cursor.executemany(
-        "INSERT INTO person (id, sourced_id, school_id, role, given_name, family_name, status, created_at, consent_at) "
-        "VALUES (?, ?, 1, 'student', 'S', '', 'active', ?, ?)",
-        ((n, f"p{n}", stamp, stamp) for n in range(1, students + 1)))
-    cursor.executemany(
-        "INSERT INTO chatidentity (id, platform, external_id, chat_id, person_id, failed_attempts, unreachable, "
-        "created_at) VALUES (?, 'bench', ?, ?, ?, 0, 0, ?)",
-        ((n, str(n), str(n), n, stamp) for n in range(1, students + 1)))
-    cursor.executemany("INSERT INTO conversation (person_id, answers, version, updated_at) VALUES (?, '{}', 0, ?)",
-                       ((n, stamp) for n in range(1, students + 1)))
-    connection.commit()
-    connection.close()
+        bulk("INSERT INTO person (id, sourced_id, school_id, role, given_name, family_name, status, created_at, "
+             "consent_at) VALUES (?, ?, 1, 'student', 'S', '', 'active', ?, ?)",
+             ((n, f"p{n}", stamp, stamp) for n in range(1, students + 1)))
+        bulk("INSERT INTO chatidentity (id, platform, external_id, chat_id, person_id, failed_attempts, unreachable, "
+             "created_at) VALUES (?, 'bench', ?, ?, ?, 0, ?, ?)",
+             ((n, str(n), str(n), n, False, stamp) for n in range(1, students + 1)))
+        bulk("INSERT INTO conversation (person_id, answers, version, updated_at) VALUES (?, '{}', 0, ?)",
+             ((n, stamp) for n in range(1, students + 1)))
+        if tx.postgres:  # the ids above were given, not drawn: the sequences start past them
+            for table in ("person", "chatidentity"):
+                tx.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), {students})")
+    with store.transaction() as tx:
+        tx.execute("ANALYZE")  # a school's database has statistics; a freshly bulk-loaded one not yet
 
 
-def run_engine(students: int, batch: int, stages: dict[str, float] | None = None) -> float:
+def run_engine(students: int, batch: int, stages: dict[str, float] | None = None, database_url: str | None = None
+               ) -> float:
     """Messages per second through the engine for `students` students, `batch` messages per commit.
 
-    With `stages`, the engine adds the seconds each pipeline stage took to it (a slower run).
+    With `stages`, the engine adds the seconds each pipeline stage took to it (a slower run). Each run has
+    a database of its own: a SQLite file, or a fresh schema of the PostgreSQL database `database_url`.
     """
-    with tempfile.TemporaryDirectory() as folder:
-        engine = make_engine(f"sqlite:///{folder}/bench.db")
+    with scratch_database(database_url) as url:
+        engine = make_engine(url)
         upgrade(engine)
         seed(engine, students)
         conversation = Engine(Store(engine), BENCH, clock=lambda: NOW)
@@ -136,12 +145,14 @@ def main() -> None:
     parser.add_argument("--pickle-students", type=int, default=2000,
                         help="students for the PicklePersistence peer (it rewrites its whole file on every "
                              "change, so larger counts take many minutes)")
+    parser.add_argument("--database-url", default=None,
+                        help="a PostgreSQL URL to measure there (a scratch schema per run); default: a SQLite file")
     args = parser.parse_args()
 
-    figures: dict[str, float | int] = {}
+    figures: dict[str, float | int | str] = {"database": "postgresql" if args.database_url else "sqlite"}
     for students in args.students:
         for batch in sorted({args.batch, 1}, reverse=True):
-            runs = [run_engine(students, batch) for _ in range(args.repeat)]
+            runs = [run_engine(students, batch, database_url=args.database_url) for _ in range(args.repeat)]
             figures[f"engine_batch{batch}_msgs_per_s_{students}"] = round(statistics.median(runs))
             print(f"engine students={students} batch={batch} msgs_per_s={[round(r) for r in runs]}", flush=True)
     figures["engine_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
@@ -149,7 +160,7 @@ def main() -> None:
     # Where a message's time goes: one more run, each stage timed (the commit is outside every stage).
     stages: dict[str, float] = {}
     students = min(args.students)
-    run_engine(students, 1, stages)
+    run_engine(students, 1, stages, args.database_url)
     for name in (*STAGES, "write"):
         figures[f"stage_{name}_us_per_msg"] = round(stages.get(name, 0.0) / (students * len(MESSAGES)) * 1e6, 1)
     print("stages (µs per message, batch=1): " + ", ".join(

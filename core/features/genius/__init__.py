@@ -582,6 +582,15 @@ CHECKIN_FLOW = Flow(
 # -- product and presentation -----------------------------------------------------------------------
 
 
+def not_at_this_stage(turn: Turn, project: dict | None) -> str:
+    """No project, or one at another stage: say where it stands (or how to start one); the flow ends."""
+    if project is None:
+        turn.say("genius/no_project", buttons=(Button("menu.project", "/project"),))
+    else:
+        turn.say("genius/status", **status_context(turn, project))
+    return END
+
+
 @dataclass
 class ProductAnswers(Answers):
     started: str | None = None
@@ -592,11 +601,7 @@ class ProductAnswers(Answers):
 def begin_product(turn: Turn) -> str:
     project = records.active_project(turn.tx, turn.person_id)
     if project is None or project["stage"] not in (Stage.project, Stage.product):
-        if project is None:
-            turn.say("genius/no_project", buttons=(Button("menu.project", "/project"),))
-        else:
-            turn.say("genius/status", **status_context(turn, project))
-        return END
+        return not_at_this_stage(turn, project)
     turn.answers.started = turn.now.isoformat()
     return "product"
 
@@ -650,11 +655,7 @@ class ReflectionAnswers(Answers):
 def begin_reflection(turn: Turn) -> str:
     project = records.active_project(turn.tx, turn.person_id)
     if project is None or project["stage"] != Stage.presentation or project["presentation_on"] is None:
-        if project is None:
-            turn.say("genius/no_project", buttons=(Button("menu.project", "/project"),))
-        else:
-            turn.say("genius/status", **status_context(turn, project))
-        return END
+        return not_at_this_stage(turn, project)
     if project["presentation_on"] > turn.today:
         turn.say("genius/not_yet_presented", day=project["presentation_on"])
         return END
