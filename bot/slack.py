@@ -49,7 +49,8 @@ from core.delivery.worker import Blocked, Limits, RateLimited, Refused, Unavaila
 from core.engine.pipeline import Engine
 from core.domain.files import platform_key
 from core.domain.messages import Attachment, FormData, Inbound, Rendered, RenderedFile
-from core.render.templates import Catalog
+from core.features.advisers import DAYS, OFF, SETTINGS_FORM
+from core.render.templates import LOCALES, Catalog
 
 PLATFORM = "slack"
 METADATA_TYPE = "companion_outbox"  # carried by every message we post, so a crash can be reconciled
@@ -64,6 +65,8 @@ PROFILE_MODAL = "profile_modal"  # the App Home button's action id and the modal
 PROFILE_TEXT_FIELDS = ("strengths", "needs", "interests", "aim")
 SUMMARY_MODAL = "student_summary"  # an App Home button's action id prefix: a student's summary in a modal
 SUMMARY_PAYLOAD = "/student "  # the dashboard's buttons that open a summary (the engine's /student command)
+SETTINGS_MODAL = "digest_settings_modal"  # an adviser's App Home button and modal: the digest's day, time, language
+SETTINGS_PAYLOAD = "/settings"  # the dashboard's button that opens it (in a chat, the /settings flow)
 BLOCK_TEXT, BLOCK_BUTTONS, VIEW_BLOCKS = 3000, 25, 100  # Slack's limits: a section's text, an actions block, a view
 FILE_FIELDS = ("id", "name", "title", "mimetype", "size", "url_private", "url_private_download")  # kept to download
 log = logging.getLogger(__name__)
@@ -99,7 +102,9 @@ class SlackAdapter(Channel):
         self.app.event(re.compile(".*"))(self.on_other_event)  # app_mention and the rest: after the above
         self.app.action(PROFILE_MODAL)(self.tracked(self.on_profile_button))  # before the catch-all below
         self.app.action(re.compile(f"^{SUMMARY_MODAL}-"))(self.tracked(self.on_summary_button))
+        self.app.action(SETTINGS_MODAL)(self.tracked(self.on_settings_button))
         self.app.view_submission(PROFILE_MODAL)(self.tracked(self.on_profile_submitted))
+        self.app.view_submission(SETTINGS_MODAL)(self.tracked(self.on_settings_submitted))
         self.app.view_closed(re.compile(".*"))(self.on_modal_closed)
         self.app.action(re.compile(".*"))(self.tracked(self.on_button))
         self.app.command("/companion")(self.tracked(self.on_command))
@@ -327,13 +332,35 @@ class SlackAdapter(Channel):
         await self.client.views_open(trigger_id=body["trigger_id"],
                                      view=profile_modal(self.conversation.catalog, locale, profile))
 
+    async def on_settings_button(self, ack: AsyncAck, body: dict) -> None:
+        """"Digest settings" on an adviser's App Home: the day, time and language as a modal, filled in as they are."""
+        await ack()
+        form = await asyncio.to_thread(self.conversation.form_values, SETTINGS_FORM, PLATFORM, body["user"]["id"])
+        if form is None:  # unlinked, or no longer an adult, since the App Home was drawn
+            return
+        locale, current = form
+        await self.client.views_open(trigger_id=body["trigger_id"],
+                                     view=settings_modal(self.conversation.catalog, locale, current))
+
     async def on_profile_submitted(self, ack: AsyncAck, body: dict, view: dict) -> None:
-        """The modal's Save: a wrong check-in time, or an account no longer linked, is refused in the modal."""
-        values = {field: entered.get("value") for field, element in view["state"]["values"].items()
-                  for entered in element.values()}
-        errors = self.conversation.registry.forms[PROFILE_FORM].errors(values)
-        if not errors and await asyncio.to_thread(self.conversation.form_values, PROFILE_FORM, PLATFORM, body["user"]["id"]) is None:
-            errors = {PROFILE_TEXT_FIELDS[0]: "link/need_code"}  # shown under the form's first input, at its top
+        """The profile modal's Save: a wrong check-in time, or an account no longer linked, is refused in the modal."""
+        await self.save_modal(ack, body, view, PROFILE_FORM, functools.partial(
+            self.conversation.form_values, PROFILE_FORM, PLATFORM))
+
+    async def on_settings_submitted(self, ack: AsyncAck, body: dict, view: dict) -> None:
+        """The digest settings modal's Save: a time that is not one, or an adult no longer linked, is refused there."""
+        await self.save_modal(ack, body, view, SETTINGS_FORM, functools.partial(
+            self.conversation.form_values, SETTINGS_FORM, PLATFORM))
+
+    async def save_modal(self, ack: AsyncAck, body: dict, view: dict, form: str,
+                          current: Callable[[str], tuple[str, dict] | None]) -> None:
+        """A modal's Save: the form's errors (or an account that may no longer fill it in: `current` says None)
+        shown under their fields in the person's language; else stored in the inbox, then acknowledged."""
+        values = {field: entered.get("value", (entered.get("selected_option") or {}).get("value"))
+                  for field, element in view["state"]["values"].items() for entered in element.values()}
+        errors = self.conversation.registry.forms[form].errors(values)
+        if not errors and await asyncio.to_thread(current, body["user"]["id"]) is None:
+            errors = {view["blocks"][0]["block_id"]: "link/need_code"}  # shown under the form's first input, at its top
         if errors:
             catalog = self.conversation.catalog
             locale = view.get("private_metadata") or self.settings.default_locale
@@ -341,8 +368,8 @@ class SlackAdapter(Channel):
                       errors={field: catalog.text(template, locale, {}) for field, template in errors.items()})
             return
         await self.keep(Inbound(PLATFORM, f"view:{view['id']}:{view['hash']}", body["user"]["id"], "",
-                                form=FormData(PROFILE_FORM, values)), self.team_of(body))
-        await ack()  # after it is stored: a failure above answers 500, and Slack lets the student save again
+                                form=FormData(form, values)), self.team_of(body))
+        await ack()  # after it is stored: a failure above answers 500, and Slack lets the person save again
 
     async def on_uninstalled(self, event: dict) -> None:
         """The app was removed from the workspace: its token is dead, so nothing more is sent."""
@@ -503,11 +530,18 @@ def dashboard_blocks(pages: list[Rendered]) -> list[dict]:
     for page in pages:
         result += text_blocks(page.text) or [section(page.text)]
         elements = [{"type": "button", "text": {"type": "plain_text", "text": label[:75]}, "value": payload,
-                     "action_id": f"{SUMMARY_MODAL}-{n}" if payload.startswith(SUMMARY_PAYLOAD) else f"home-{n}"}
-                    for n, (label, payload) in enumerate(page.buttons)]
+                     "action_id": home_action(n, payload)} for n, (label, payload) in enumerate(page.buttons)]
         result += [{"type": "actions", "elements": elements[start:start + BLOCK_BUTTONS]}
                    for start in range(0, len(elements), BLOCK_BUTTONS)]
     return result
+
+
+def home_action(n: int, payload: str) -> str:
+    """The action id of the App Home's `n`th button: a summary or the digest settings open a modal, the rest are
+    taps like any."""
+    if payload.startswith(SUMMARY_PAYLOAD):
+        return f"{SUMMARY_MODAL}-{n}"
+    return SETTINGS_MODAL if payload == SETTINGS_PAYLOAD else f"home-{n}"
 
 
 def blocks(message: Rendered) -> list[dict]:
@@ -533,6 +567,32 @@ def profile_modal(catalog: Catalog, locale: str, profile: dict) -> dict:
                    profile_input(catalog, locale, "checkin_time", profile["checkin_time"], multiline=False,
                                  placeholder=catalog.label("slack.checkin_hint", locale))],
     }
+
+
+def settings_modal(catalog: Catalog, locale: str, current: dict) -> dict:
+    """The digest's day, time and language as a modal, each as it is now; the language rides along for the errors."""
+    time_input = {"type": "plain_text_input", "action_id": "at", "initial_value": current["at"],
+                  "placeholder": {"type": "plain_text", "text": catalog.label("adviser.form_time_hint", locale)}}
+    return {
+        "type": "modal", "callback_id": SETTINGS_MODAL, "private_metadata": locale,
+        "title": {"type": "plain_text", "text": catalog.label("flow.adviser_settings", locale)[:24]},
+        "submit": {"type": "plain_text", "text": catalog.label("adviser.form_save", locale)[:24]},
+        "close": {"type": "plain_text", "text": catalog.label("adviser.form_cancel", locale)[:24]},
+        "blocks": [pick_one(catalog, locale, "day", (*DAYS, OFF), current["day"]),
+                   {"type": "input", "block_id": "at", "optional": True, "element": time_input,  # none when off
+                    "label": {"type": "plain_text", "text": catalog.label("adviser.form_at", locale)}},
+                   pick_one(catalog, locale, "language", LOCALES, current["language"])],
+    }
+
+
+def pick_one(catalog: Catalog, locale: str, field: str, values: tuple[str, ...], current: str) -> dict:
+    """A required menu of the digest settings (`adviser.<field>_<value>` labels each option), `current` chosen."""
+    options = [{"text": {"type": "plain_text", "text": catalog.label(f"adviser.{field}_{value}", locale)[:75]},
+                "value": value} for value in values]
+    return {"type": "input", "block_id": field,
+            "label": {"type": "plain_text", "text": catalog.label(f"adviser.form_{field}", locale)},
+            "element": {"type": "static_select", "action_id": field, "options": options,
+                        "initial_option": options[values.index(current)]}}
 
 
 def profile_input(catalog: Catalog, locale: str, field: str, current: str | None, multiline: bool,
@@ -569,7 +629,7 @@ def inbound_of(body: dict) -> tuple[Inbound, dict | None] | None:
         actions = body.get("actions") or []
         channel = (body.get("channel") or {}).get("id")
         action_id = actions[0].get("action_id", "") if actions else ""
-        if not actions or action_id == PROFILE_MODAL or action_id.startswith(f"{SUMMARY_MODAL}-"):
+        if not actions or action_id in (PROFILE_MODAL, SETTINGS_MODAL) or action_id.startswith(f"{SUMMARY_MODAL}-"):
             return None
         if not channel:  # a tap on the App Home ("Followed up", "I'm on it"): answered in the DM
             if (body.get("container") or {}).get("type") != "view" or not actions[0].get("value"):

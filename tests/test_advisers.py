@@ -392,11 +392,107 @@ def test_settings_off_plans_no_digest(conversation, engine, now):
     assert sql(engine, "SELECT COUNT(*) FROM nudge WHERE person_id = :p", p=s["adviser"]) == [(0,)]
 
 
+# -- the class figures, group by group (an administrator's view of their school) ---------------------------------
+
+
+# The scripted week seen on its Monday reports the week before (LAST_WEEK): Di "not yet" and Ed done, against the
+# week before that (Di carried); Gus's group set nothing. Every goal is a habit of success.
+FIGURES = {
+    "en": ("Class figures, week of Monday, Nov 16: 8 students in 2 advisory groups, this week against last:\n"
+           "• set goals: 2 (last week 1)\n• reviewed their week: 2 (last week 1)\n"
+           "• goals done: 1 of 2 (last week 0 of 1)\n• Habits of success: 1 of 2 done (last week 0 of 1)",
+           "Advisory (Rosa Rivera), 7 students:\n• set goals: 2 (last week 1)\n• reviewed their week: 2 (last week 1)\n"
+           "• goals done: 1 of 2 (last week 0 of 1)\n• Habits of success: 1 of 2 done (last week 0 of 1)\n\n"
+           "Advisory (Omar Ortiz), 1 student:\n• set goals: 0 (last week 0)\n• reviewed their week: 0 (last week 0)\n"
+           "• goals done: 0 of 0 (last week 0 of 0)"),
+    "es": ("Datos de los grupos, semana del lunes, 16 nov: 8 estudiantes en 2 grupos de tutoría, esta semana frente a "
+           "la anterior:\n• se pusieron metas: 2 (la semana pasada 1)\n• revisaron su semana: 2 (la semana pasada 1)\n"
+           "• metas cumplidas: 1 de 2 (la semana pasada 0 de 1)\n"
+           "• Hábitos de éxito: 1 de 2 cumplidas (la semana pasada 0 de 1)",
+           "Advisory (Rosa Rivera), 7 estudiantes:\n• se pusieron metas: 2 (la semana pasada 1)\n"
+           "• revisaron su semana: 2 (la semana pasada 1)\n• metas cumplidas: 1 de 2 (la semana pasada 0 de 1)\n"
+           "• Hábitos de éxito: 1 de 2 cumplidas (la semana pasada 0 de 1)\n\n"
+           "Advisory (Omar Ortiz), 1 estudiante:\n• se pusieron metas: 0 (la semana pasada 0)\n"
+           "• revisaron su semana: 0 (la semana pasada 0)\n• metas cumplidas: 0 de 0 (la semana pasada 0 de 0)"),
+}
+
+
+@pytest.mark.parametrize("locale", ["en", "es"])
+def test_an_administrator_sees_their_schools_figures_group_by_group(conversation, engine, locale):
+    scripted_week(engine, locale)
+    admin = chat_of(conversation, person(engine, "Ari", "Admin", role="admin", locale=locale))
+    command = {"en": "/figures", "es": "/cifras"}[locale]
+    (_, school, _), (_, groups, _) = play(admin, [(command, ["adviser/figures", "adviser/group_figures"])])[0]
+    assert (school, groups) == FIGURES[locale]
+    alerts, *home = conversation.overview("console", admin.user)  # Slack's App Home: the school's open alerts first
+    assert [page.text for page in home] == list(FIGURES[locale])
+    assert alerts.text.startswith(ALERTS[locale].split("\n")[0])
+
+
+def test_an_administrator_of_another_school_and_a_counselor_see_no_figures(conversation, engine):
+    s = scripted_week(engine)
+    other_admin = chat_of(conversation, person(engine, "Zoe", "Admin", role="admin", school_id=school(engine, 2)))
+    (_, said, _), = play(other_admin, [("/figures", ["adviser/figures"])])[0]
+    assert said == "There are no class figures for you to see."
+    counselor = chat_of(conversation, person(engine, "Cora", "Counselor", role="counselor"))
+    for viewer in (counselor, chat_of(conversation, s["ana"])):  # figures are not theirs to see: not a command
+        assert viewer.say("/figures")[0][:2] == ("commands/unknown", "I don't know /figures.")
+
+
+def test_an_adviser_sees_only_their_own_groups_figures(conversation, engine):
+    s = scripted_week(engine)
+    group(engine, s["adviser"], person(engine, "Ivy", "Ito"))  # a second group of Rosa's
+    (_, school, _), (_, groups, _) = play(chat_of(conversation, s["adviser"]), [
+        ("/figures", ["adviser/figures", "adviser/group_figures"])])[0]
+    assert school.startswith("Class figures, week of Monday, Nov 16: 8 students in 2 advisory groups")
+    assert groups.count("Advisory (Rosa Rivera)") == 2 and "Omar" not in groups
+    assert "Advisory (Rosa Rivera), 1 student:\n• set goals: 0 (last week 0)" in groups
+
+
+ALERTS = {
+    "en": 'Open safety alerts and help requests (3):\n• Ana Alvarez\n'
+          '   ✋ asked for help 9 days ago: "I don\'t get how to start the essay"\n\n'
+          '• Gus Garcia\n   ⚠ open safety alert (bullying): nobody is on it yet\n'
+          '   ✋ asked for help 3 days ago: "gus needs help"\n\n'
+          '• Hal Hughes\n   ⚠ open safety alert (bullying): nobody is on it yet',
+    "es": 'Alertas de seguridad y peticiones de ayuda abiertas (3):\n• Ana Alvarez\n'
+          '   ✋ pidió ayuda hace 9 días: "I don\'t get how to start the essay"\n\n'
+          '• Gus Garcia\n   ⚠ alerta de seguridad abierta (acoso escolar): nadie se encarga todavía\n'
+          '   ✋ pidió ayuda hace 3 días: "gus needs help"\n\n'
+          '• Hal Hughes\n   ⚠ alerta de seguridad abierta (acoso escolar): nadie se encarga todavía',
+}
+
+
+@pytest.mark.parametrize("locale", ["en", "es"])
+def test_an_administrator_lists_and_acts_on_their_schools_open_alerts(conversation, engine, locale):
+    s = scripted_week(engine, locale)
+    admin = chat_of(conversation, person(engine, "Ari", "Admin", role="admin", locale=locale))
+    (_, listing, buttons), = play(admin, [({"en": "/alerts", "es": "/alertas"}[locale], ["adviser/alerts"])])[0]
+    assert listing == ALERTS[locale]  # both advisory groups of the school, every open item in plain words
+    alert_of = dict(sql(engine, "SELECT person_id, id FROM safetyalert"))
+    help_of = dict(sql(engine, "SELECT person_id, id FROM helprequest"))
+    assert [payload for _, payload in buttons] == [f"/onit {alert_of[s['gus']]}", f"/onit {alert_of[s['hal']]}",
+                                                   f"/handled {help_of[s['ana']]}", f"/handled {help_of[s['gus']]}"]
+    play(admin, [("@" + buttons[0][1], ["safety/acknowledged"])])
+    (_, listing, buttons), = admin.say("/alerts")
+    assert ("Ari is on it" if locale == "en" else "Ari se encarga") in listing and len(buttons) == 3
+
+
+def test_the_open_alerts_of_another_school_or_anothers_advisees_are_not_listed(conversation, engine):
+    s = scripted_week(engine)
+    other_admin = chat_of(conversation, person(engine, "Zoe", "Admin", role="admin", school_id=school(engine, 2)))
+    play(other_admin, [("/alerts", ["adviser/alerts"])])
+    assert other_admin.say("/alerts")[0][1:] == ("No open safety alerts or help requests: nothing waits for you.", ())
+    (_, listing, _), = chat_of(conversation, s["adviser"]).say("/alerts")
+    assert lines_order(listing, ALL_NAMES) == ["Ana Alvarez", "Hal Hughes"] and "Gus" not in listing
+
+
 # -- who may see what --------------------------------------------------------------------------------------
 
 
 def role_world(engine) -> dict:
-    """Two schools; school 1 has two advisory groups, school 2 one. One person of every role in school 1."""
+    """Two schools; school 1 has two advisory groups, school 2 one. One person of every role in school 1, and an
+    administrator of school 2."""
     w = {}
     w["s1a"], w["s1b"], w["s1c"] = (person(engine, n, "One") for n in ("Amy", "Ben", "Cat"))
     w["s2a"] = person(engine, "Dan", "Two", school_id=school(engine, 2))
@@ -408,6 +504,7 @@ def role_world(engine) -> dict:
     group(engine, w["adviser3"], w["s2a"], school_id=2)
     w["counselor"] = person(engine, "Cora", "Counselor", role="counselor")
     w["admin"] = person(engine, "Ari", "Admin", role="admin")
+    w["admin2"] = person(engine, "Zed", "Admin", role="admin", school_id=2)
     return w
 
 
@@ -420,6 +517,7 @@ EXPECTED = {
     "adviser2": {view: {"s1c"} for view in View},
     "counselor": {view: (SCHOOL_1 if view in (View.alerts, View.summary) else set()) for view in View},
     "admin": {view: (SCHOOL_1 if view in (View.alerts, View.figures, View.summary) else set()) for view in View},
+    "admin2": {view: ({"s2a"} if view in (View.alerts, View.figures, View.summary) else set()) for view in View},
     None: {view: set(STUDENTS_OF) for view in View},  # the operator at the command line
 }
 
@@ -440,12 +538,16 @@ def test_role_matrix_every_view_every_role_every_student(engine):
 def test_role_matrix_through_the_commands(conversation, engine):
     w = role_world(engine)
     names = {"s1a": "Amy One", "s1b": "Ben One", "s1c": "Cat One", "s2a": "Dan Two"}
+    group_of = {"s1a": "(Ada Adviser)", "s1b": "(Ada Adviser)", "s1c": "(Abe Adviser)", "s2a": "(Al Adviser)"}
     for key in STUDENTS_OF:
         help_request(engine, w[key], f"help for {names[key]}", at(MONDAY))
-    for viewer in ("s1a", "adviser1", "adviser2", "counselor", "admin"):
+        alert(engine, w[key], at(MONDAY))  # stays open: "I'm on it" is not tapped here
+    for viewer in ("s1a", "adviser1", "adviser2", "counselor", "admin", "admin2"):
         chat = chat_of(conversation, w[viewer])
         listing = " ".join(reply[1] for reply in chat.say("/students"))
         digest = " ".join(reply[1] for reply in chat.say("/digest"))
+        class_figures = " ".join(reply[1] for reply in chat.say("/figures"))
+        open_alerts = " ".join(reply[1] for reply in chat.say("/alerts"))
         for key in STUDENTS_OF:
             student = names[key]
             (template, summary, _), *_ = chat.say(f"/student {student}")
@@ -454,10 +556,13 @@ def test_role_matrix_through_the_commands(conversation, engine):
             may_list = key in EXPECTED[viewer][View.students] and viewer != "s1a"
             assert (student in listing) == may_list, (viewer, key, "students")
             assert (student in digest) == (key in EXPECTED[viewer][View.digest] and viewer != "s1a"), (viewer, key)
+            may_count = key in EXPECTED[viewer][View.figures] and viewer != "s1a"
+            assert (group_of[key] in class_figures) == may_count, (viewer, key, "figures")
+            may_act = key in EXPECTED[viewer][View.alerts] and viewer != "s1a"
+            assert (student in open_alerts) == may_act, (viewer, key, "alerts")
             may_summary = key in EXPECTED[viewer][View.summary] and viewer != "s1a"
             assert (template == "adviser/summary") == may_summary, (viewer, key, "summary")
             assert (followed == "adviser/followed_up") == may_summary, (viewer, key, "followed up")
-            may_act = key in EXPECTED[viewer][View.alerts] and viewer != "s1a"
             if request[1] == "open":  # not handled by someone before: handling it is allowed or refused
                 handled = chat.say(f"/handled {request[0]}")[0][0]
                 assert (handled == "checkin/handled") == may_act, (viewer, key, "help request")

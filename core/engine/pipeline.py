@@ -104,10 +104,10 @@ class Engine:
         return self.handle(Inbound(platform, event_id, external_id, "", form=FormData(form, dict(values))))
 
     def form_values(self, form: str, platform: str, external_id: str) -> tuple[str, dict] | None:
-        """A linked student's locale and the form's current values; None for anyone else."""
+        """The locale of a linked person the form is for and the form's current values; None for anyone else."""
         with self.store.transaction() as tx:
             sender = tx.sender(platform, external_id)
-            if sender is None or sender.person_id is None or sender.role != Role.student:
+            if sender is None or sender.person_id is None or sender.role not in self.registry.forms[form].roles:
                 return None
             return Turn(tx, sender, self.catalog, self.clock(), flows=self.flows).locale, self.registry.forms[form].values(
                 tx, sender.person_id)
@@ -251,7 +251,9 @@ class Engine:
     def _dispatch(self, turn: Turn, inbound: Inbound) -> bool:
         """A form, a nudge, a command, an answer to the open question, or the menu."""
         if inbound.form:
-            self.registry.forms[inbound.form.name].save(self, turn, inbound.form.values)
+            form = self.registry.forms[inbound.form.name]
+            if turn.sender.role in form.roles:  # a form saved by someone it is not for changes nothing
+                form.save(self, turn, inbound.form.values)
         elif self._tapped_again(turn, inbound):
             turn.say("common/already_answered")  # a double tap: nothing changes, and nothing is asked twice
         elif inbound.opens:

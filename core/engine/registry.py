@@ -224,12 +224,14 @@ class Form:
 
     `errors` maps field → error template and runs before the form closes; `save` runs inside the
     engine's pipeline, like any message, so a form gets the safety check and the stopped check.
+    Only people of `roles` are shown the form or may save it.
     """
 
     name: str
     values: Callable[["Tx", int], dict]
     errors: Callable[[dict], dict[str, str]]
     save: Callable[["Engine", Turn, dict], None]
+    roles: frozenset[str] = STUDENTS
 
 
 @dataclass(frozen=True)

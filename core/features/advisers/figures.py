@@ -91,3 +91,25 @@ def chart_series(history: list[Week], students: int, labels: dict[str, str]) -> 
     return [Series(labels["set"], tuple(percent(week.set, students) for week in history)),
             Series(labels["reviewed"], tuple(percent(week.reviewed, students) for week in history)),
             Series(labels["done"], tuple(percent(week.done, week.goals) for week in history))]
+
+
+def group_figures(tx: Tx, ids: list[int], today: date) -> list[dict]:
+    """Each advisory group holding any of these students: its title, its advisers and the class figures of those
+    of its students among `ids` (a student in two groups counts in both), by title."""
+    members: dict[int, list[int]] = {}
+    titles: dict[int, str] = {}
+    if ids:
+        for group_id, title, student in tx.all(
+                "SELECT g.id, g.title, m.person_id FROM advisorymember m JOIN advisorygroup g ON g.id = m.group_id "
+                f"WHERE m.role = 'student' AND m.person_id IN ({marks(ids)}) ORDER BY g.title, g.id, m.person_id", ids):
+            members.setdefault(group_id, []).append(student)
+            titles[group_id] = title
+    advisers: dict[int, list[str]] = {}
+    if members:
+        for group_id, given, family in tx.all(
+                "SELECT a.group_id, p.given_name, p.family_name FROM advisorymember a JOIN person p ON p.id = a.person_id "
+                f"WHERE a.role = 'adviser' AND a.group_id IN ({marks(list(members))}) "
+                "ORDER BY p.family_name, p.given_name", list(members)):
+            advisers.setdefault(group_id, []).append(f"{given} {family}")
+    return [{"title": titles[group_id], "advisers": advisers.get(group_id, []),
+             "figures": class_figures(tx, students, today)[0]} for group_id, students in members.items()]

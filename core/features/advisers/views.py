@@ -35,15 +35,7 @@ def week_at_a_glance(tx: Tx, students: list[dict], week: date, today: date) -> l
         "EXISTS (SELECT 1 FROM goalreview r JOIN goal g ON g.id = r.goal_id WHERE r.person_id = p.id "
         "AND g.week_start = ?) AS reviewed "
         f"FROM person p WHERE p.id IN ({marks(ids)})", (tx.day(week), tx.day(week), *ids))}
-    alerts: dict[int, list[dict]] = {}
-    for row in tx.rows("SELECT a.id, a.person_id, a.category, a.created_at, o.given_name AS on_it FROM safetyalert a "
-                       "LEFT JOIN person o ON o.id = a.acknowledged_by "
-                       f"WHERE a.closed_at IS NULL AND a.person_id IN ({marks(ids)}) ORDER BY a.id", ids):
-        alerts.setdefault(row.pop("person_id"), []).append(
-            {"id": row["id"], "concerns": row["category"].split(","), "on_it": row["on_it"]})
-    helps = {student: [{"id": request["id"], "text": request["obstacle"],
-                        "days": (today - request["asked_at"].date()).days} for request in requests]
-             for student, requests in checkin.open_help_requests(tx, ids).items()}
+    alerts, helps = open_items(tx, ids, today)
     listing = []
     for student in students:
         row = rows[student["id"]]
@@ -57,6 +49,30 @@ def week_at_a_glance(tx: Tx, students: list[dict], week: date, today: date) -> l
             "linked": bool(row["linked"]), "unreachable": bool(student["unreachable"]),
             "alerts": alerts.get(student["id"], []), "help_requests": helps.get(student["id"], [])})
     return listing
+
+
+def open_items(tx: Tx, ids: list[int], today: date) -> tuple[dict[int, list[dict]], dict[int, list[dict]]]:
+    """The students' open safety alerts (their concerns, who is on each) and the help requests nobody handled yet
+    (their words, how many days ago), by student; a student with none is left out."""
+    alerts: dict[int, list[dict]] = {}
+    if ids:
+        for row in tx.rows("SELECT a.id, a.person_id, a.category, o.given_name AS on_it FROM safetyalert a "
+                           "LEFT JOIN person o ON o.id = a.acknowledged_by "
+                           f"WHERE a.closed_at IS NULL AND a.person_id IN ({marks(ids)}) ORDER BY a.id", ids):
+            alerts.setdefault(row.pop("person_id"), []).append(
+                {"id": row["id"], "concerns": row["category"].split(","), "on_it": row["on_it"]})
+    helps = {student: [{"id": request["id"], "text": request["obstacle"],
+                        "days": (today - request["asked_at"].date()).days} for request in requests]
+             for student, requests in checkin.open_help_requests(tx, ids).items() if requests}
+    return alerts, helps
+
+
+def with_open_items(tx: Tx, students: list[dict], today: date) -> list[dict]:
+    """Only the students with an open safety alert or help request, each with them (what `/alerts` lists)."""
+    alerts, helps = open_items(tx, [student["id"] for student in students], today)
+    return [{**{key: student[key] for key in ("id", "given_name", "family_name")},
+             "alerts": alerts.get(student["id"], []), "help_requests": helps.get(student["id"], [])}
+            for student in students if student["id"] in alerts or student["id"] in helps]
 
 
 def name_words(text: str) -> list[str]:
