@@ -116,9 +116,9 @@ def test_false_alarms_on_the_tuning_part_stay_under_five_percent(watch):
 
 
 @pytest.mark.xfail(strict=True, reason="not met yet (issue 9 stays open): measured 2026-12-02 after the corpus grew "
-                                       "to 2,316 tuning messages, held-out recall per category 0.74 (plan_means), "
-                                       "0.82 (abuse_neglect), 0.83 (violence_threats), 0.91-1.00 (the rest); false "
-                                       "alarms 4/39 = 10.3 % (was 0.74-0.92 and 12.8 %); the issue asks 0.9 and 5 %")
+                                       "to 3,244 tuning messages, held-out recall per category 0.82 (abuse_neglect), "
+                                       "0.84 (plan_means), 0.91-1.00 (the rest); false alarms 4/39 = 10.3 % (at 2,316 "
+                                       "messages: 0.74 plan_means, 0.83 violence_threats, 10.3 %); the issue asks 0.9 and 5 %")
 def test_the_held_out_part_is_caught_without_having_been_seen(watch, patterns_only):
     """The only reader of heldout.jsonl: recall ≥ 0.9 per category, false alarms ≤ 5 %, every miss listed."""
     held_out = rows("heldout.jsonl")
@@ -177,7 +177,9 @@ def test_spellings_forms_and_orders_are_read_alike(watch, text, category):
                                   "i plan to do it after school", "ya decidi hacerlo el viernes",
                                   "we went hunting with my uncle",  # not a slip for "hurting"
                                   "my mom said we cant go on vacation this year", "mis papas se van a divorciar",
-                                  "i said goodbye to my friends before winter break"])
+                                  "i said goodbye to my friends before winter break",
+                                  "bye", "sense of purpose", "put it away", "nowhere",  # too short for the net
+                                  "my dad is a cop so he carries his gun at work", "he sent me a funny video"])
 def test_everyday_words_raise_nothing(watch, text):
     assert watch.concerns(text) == []
 

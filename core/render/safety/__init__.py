@@ -14,8 +14,8 @@ ordinary message. It works in three steps, each costlier and rarer than the one 
    forms and word orders — run over them.
 3. The n-gram net (`ngram.py`): a small character n-gram model, trained by `bench/train_safety.py`
    on the tuning corpus and shipped as JSON, adds the categories it is confident of. It catches
-   paraphrases the patterns miss; it reads the words the masks leave, and only messages holding a
-   loud word that is not everyday `context` ("my mom", "lunch money"), and escalates from a crisis
+   paraphrases the patterns miss; it reads the words the masks leave, and only messages of four words
+   or more holding a loud word that is not everyday `context` ("my mom", "lunch money"), and escalates from a crisis
    probability chosen on out-of-fold predictions to keep its own false alarms near 1 %.
 
 The words and patterns are data, per locale, in each prompt folder's `lexicon.toml` [safety] table
@@ -42,6 +42,7 @@ CATEGORIES = ("suicidal_ideation", "self_harm", "plan_means", "abuse_neglect", "
 MASK = "mask"
 FORMS = Path(__file__).with_name("forms.json")
 NOT_TYPOS = "not_typos"  # forms.json's list of real words the near-miss step leaves alone
+NET_MIN_WORDS = 4  # shorter messages are the patterns' alone
 
 
 @lru_cache(maxsize=1)
@@ -254,7 +255,10 @@ class SafetyWatch:
         return symbols, masked, covered
 
     def net_reads(self, words: list[str]) -> bool:
-        """The net reads a message holding a loud word that is not everyday context ("my mom", "lunch")."""
+        """The net reads a message of NET_MIN_WORDS words or more holding a loud word that is not everyday context
+        ("my mom", "lunch"): a shorter one ("bye", "sense of purpose") gives it too few n-grams to judge."""
+        if sum(1 for word in words if word != BOUNDARY) < NET_MIN_WORDS:
+            return False
         loud, symbols = self.rules.net_loud, self.rules.normaliser.symbols
         return any(not loud.isdisjoint(symbols(word)) for word in words)
 
