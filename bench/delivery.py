@@ -8,7 +8,12 @@ several processes the database must be PostgreSQL (`--database-url`): they share
 (core/delivery/budget.py). The figures come from the fake's arrival clock:
 
 - the delivered rate from the first to the last message it accepted, as a fraction of the per-bot
-  limit (the retry-after of an injected 429 left out), and the most messages in any sliding second;
+  limit (the retry-after of an injected 429 left out), and the most messages in any sliding window of
+  one second (not per calendar second: 20 at the end of one second and 20 at the start of the next
+  are 40 within one second to the platform);
+- how long a send took, from the adapter's call to its answer (median and 95th percentile): the
+  shared budget counts each message until a second after its send ended, so the rate is about the
+  limit / (1 + that time and the database's round trips);
 - every message must arrive once: duplicates and losses are counted from what the fake received;
 - `--inject-429-after K`: the fake answers the K-th message with a 429 (retry after
   `--retry-after` seconds); the processes that did not get it must send nothing until it is over.
@@ -80,6 +85,11 @@ class Result:
     paused_at: float | None = None  # when the injected 429 was answered
     retry_after: float = 0.0
 
+    def send_seconds(self, quantile: float) -> float:
+        """The `quantile` of how long the sends took, from the adapter's call to its answer."""
+        took = sorted(send.ended - send.began for send in self.sends)
+        return took[min(len(took) - 1, int(quantile * len(took)))] if took else 0.0
+
     def sent_during_pause(self, margin: float = 0.1) -> list[Send]:
         """Sends begun by any process while the injected 429's retry-after ran (a send already on the
         wire when it came, `margin` seconds, is not a breach)."""
@@ -87,6 +97,13 @@ class Result:
             return []
         return [send for send in self.sends
                 if self.paused_at + margin < send.began < self.paused_at + self.retry_after - margin]
+
+    def arrived_during_pause(self, margin: float = 0.1) -> list[float]:
+        """Messages the fake accepted while the injected 429's retry-after ran (after `margin` seconds for
+        those already on the wire when it came)."""
+        if self.paused_at is None:
+            return []
+        return [at for at in self.arrivals if self.paused_at + margin < at < self.paused_at + self.retry_after]
 
 
 def queue(store: Store, messages: int, students: int) -> set[tuple[str, str]]:
@@ -230,17 +247,21 @@ def main() -> None:
         finally:
             if drop:
                 drop()
-    during = len(result.sent_during_pause())
+    during, arrived = len(result.sent_during_pause()), len(result.arrived_during_pause())
     print(f"{result.accepted} of {result.messages} messages to {args.students} students by {args.processes} "
           f"processes in {result.seconds:.1f} s: {result.rate:.2f}/s against limits of {PER_BOT:.0f}/s per bot and "
-          f"{PER_CHAT:.0f}/s per chat; at most {result.busiest_second} in any one second")
+          f"{PER_CHAT:.0f}/s per chat; at most {result.busiest_second} in any sliding one-second window; a send "
+          f"took {result.send_seconds(0.5) * 1000:.0f} ms (median), {result.send_seconds(0.95) * 1000:.0f} ms (95th "
+          f"percentile)")
     print(f"duplicates {result.duplicates}, losses {result.losses}, answered 429 by the fake {result.refused}"
-          + (f"; injected 429 at message {args.inject_429_after}: {during} sends by any process during its "
-             f"{args.retry_after:.0f} s retry-after" if args.inject_429_after else ""))
+          + (f"; injected 429 at message {args.inject_429_after}: {during} sends begun by any process and "
+             f"{arrived} arrivals during its {args.retry_after:.0f} s retry-after" if args.inject_429_after else ""))
     print(f"messages={args.messages} students={args.students} processes={args.processes} seconds={result.seconds:.1f} "
-          f"rate={result.rate:.2f} fraction_of_limit={result.rate / PER_BOT:.3f} busiest_second={result.busiest_second} "
+          f"rate={result.rate:.2f} fraction_of_limit={result.rate / PER_BOT:.3f} "
+          f"busiest_second={result.busiest_second} send_ms_p50={result.send_seconds(0.5) * 1000:.0f} "
+          f"send_ms_p95={result.send_seconds(0.95) * 1000:.0f} "
           f"duplicates={result.duplicates} losses={result.losses} refused_429={result.refused} "
-          f"sent_during_pause={during}")
+          f"sent_during_pause={during} arrived_during_pause={arrived}")
 
 
 if __name__ == "__main__":

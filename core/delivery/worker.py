@@ -13,8 +13,9 @@ Rows are leased with `FOR UPDATE SKIP LOCKED` on PostgreSQL, so several processe
 SQLite has one writer, so one process delivers. A chat gets one row at a time, in (priority, id)
 order: replies (priority 0) go before nudges (priority 1), and a chat never sees its messages
 out of order. The pace of each platform (per chat and per bot) is kept in memory; on PostgreSQL,
-where several processes deliver, the slots and a 429's pause come from one budget in the database
-that they all share (`core/delivery/budget.py`), so together they stay within the platform's limit.
+where several processes deliver, the slots, the count of messages in the last second and a 429's
+pause come from one budget in the database that they all share (`core/delivery/budget.py`), so
+together they stay within the platform's limit.
 
 The crash window is a row left in 'sending': the process died between the platform accepting
 the message and the database recording it. `recover()` asks the platform whether the message
@@ -116,11 +117,9 @@ class CannotTell(Exception):
 # -- pace ------------------------------------------------------------------------------------------
 
 
-CHAT_HEADROOM = 1.05  # a chat's messages go 5% further apart than its limit: jitter must not make 1 s 0.99 s
-# Shared by processes (PostgreSQL), slots are handed out 3% under the bot's limit, and at most one message
-# less than the limit may go in any second: each process wakes for its slot with its own jitter, and the
-# platform must never see more than its limit within one second of its own clock (budget.py).
-SLOT_HEADROOM = 0.97
+# In memory, a chat's messages go 5% further apart than its limit: jitter must not make 1 s 0.99 s. (The
+# shared budget counts from the end of each send, which leaves no jitter to make up for: budget.py.)
+CHAT_HEADROOM = 1.05
 
 
 class Pace:
@@ -132,8 +131,9 @@ class Pace:
 
     def __init__(self, limits: Limits, shared: SharedBudget | None = None):
         self.limits = limits
-        self.shared = shared  # PostgreSQL: the bot's slots and pauses, shared with the other processes
+        self.shared = shared  # PostgreSQL: the bot's slots, window and pauses, shared with the other processes
         self.next_slot = 0.0
+        self.send_seconds = 0.0  # shared budget: from letting a message go to recording its end (the slow ones)
         self.chat_free_at: dict[str, float] = {}
         self.waiting: list[tuple[int, int, str, asyncio.Future]] = []  # (priority, arrival, chat, turn)
         self.arrivals = itertools.count()
@@ -163,7 +163,7 @@ class Pace:
                 await self._sleep(wake_at - now)
                 continue
             if self.shared is not None:
-                await self._grant_shared_slots()
+                await self._grant_shared_slot()
                 continue
             interval = 1.0 / self.limits.per_bot
             # A timer wakes a little late; counting from the planned slot keeps that from adding up.
@@ -181,28 +181,25 @@ class Pace:
         """The waiting row of best priority whose chat may get a message now."""
         return next((entry for entry in sorted(self.waiting) if self.chat_free_at.get(entry[2], 0.0) <= now), None)
 
-    async def _grant_shared_slots(self) -> None:
-        """Reserve slots of the bot's budget shared with the other processes (one per row ready, a tenth
-        of a second's worth at most) and grant the best ready row at each; a slot with no row goes unused."""
+    async def _grant_shared_slot(self) -> None:
+        """Reserve the next slot of the bot's budget shared with the other processes and grant it the best
+        ready row; a slot with no row goes unused. One at a time: a process the machine holds up late
+        for its slot wastes that one only."""
         loop = asyncio.get_running_loop()
-        ready = sum(1 for entry in self.waiting if self.chat_free_at.get(entry[2], 0.0) <= loop.time())
-        count = max(1, min(ready, math.ceil(self.limits.per_bot / 10)))
         try:
-            wait = await asyncio.to_thread(self.shared.reserve, count)
+            wait = await asyncio.to_thread(self.shared.reserve, self.shared.slot_interval(self.send_seconds))
         except Exception:  # the database is away for a moment: nothing is sent meanwhile
             log.exception("the shared sending budget could not be read; trying again in a second")
             self.pause(1.0, loop.time())
             return
-        first = loop.time() + wait
-        for n in range(count):
-            await asyncio.sleep(first + n * self.shared.slot_interval - loop.time())
-            now = loop.time()
-            self._drop_cancelled()
-            entry = self._ready(now)  # the best row now: a reply may have come in during the wait
-            if entry is not None:
-                self.waiting.remove(entry)
-                self.sending(entry[2], now)
-                entry[3].set_result(None)
+        await asyncio.sleep(wait)
+        now = loop.time()
+        self._drop_cancelled()
+        entry = self._ready(now)  # the best row now: a reply may have come in during the wait
+        if entry is not None and now >= self.next_slot:  # not if a 429's pause began meanwhile
+            self.waiting.remove(entry)
+            self.sending(entry[2], now)
+            entry[3].set_result(None)
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep until `seconds` pass or a new row starts waiting."""
@@ -216,9 +213,22 @@ class Pace:
         """The message really leaves now (after the database said so): the chat's next one waits from here."""
         self.chat_free_at[chat_id] = now + CHAT_HEADROOM / self.limits.per_chat
 
+    def measure(self, seconds: float) -> None:
+        """A send ended `seconds` after it was let go: an average that leans towards the slow sends (a step
+        up is eight times a step down), so that the slots it spaces seldom come before the window has room."""
+        self.send_seconds += (seconds - self.send_seconds) / (8 if seconds > self.send_seconds else 64)
+
     def pause(self, seconds: float, now: float) -> None:
         """A 429: nothing goes out on this platform for `seconds`."""
         self.next_slot = max(self.next_slot, now + seconds)
+
+    def hold(self, chat_id: str, hold: Hold, now: float) -> None:
+        """The shared budget held a message back: its chat waits, or this whole process when the bot is
+        paused (one process asks again when the pause ends, not each of its rows)."""
+        if hold.whole_bot:
+            self.pause(hold.seconds, now)
+        else:
+            self.chat_free_at[chat_id] = max(self.chat_free_at.get(chat_id, 0.0), now + hold.seconds)
 
     def forget_idle(self, now: float) -> None:
         """Drop chats whose pause has passed, so the map stays as small as the busy chats."""
@@ -311,8 +321,7 @@ class Delivery:
     def _budget(self, sender: Sender) -> SharedBudget:
         """The database budget of a sender's bot (Telegram: its bot id; one per platform otherwise)."""
         return SharedBudget(self.store, sender.platform, str(getattr(sender, "bot_id", "") or ""),
-                            1.0 / (sender.limits.per_bot * SLOT_HEADROOM), max(1, math.ceil(sender.limits.per_bot) - 1),
-                            CHAT_HEADROOM / sender.limits.per_chat)
+                            max(1, math.floor(sender.limits.per_bot)), 1.0 / sender.limits.per_chat)
 
     def wake(self) -> None:
         """New rows were queued (a student's message was handled): look at the outbox now."""
@@ -388,12 +397,14 @@ class Delivery:
                 if not await self._turn(lane, row.chat_id, priority):
                     await asyncio.to_thread(self._unlease, row.id)  # not begun: the next start sends it
                     return
+                let_go = loop.time()
                 marked = await asyncio.to_thread(self._mark_sending, lane, row)
-                while isinstance(marked, Hold) and not marked.paused:  # a moment too soon: the slot came late
-                    await asyncio.sleep(marked.seconds)
+                while isinstance(marked, Hold) and marked.whole_bot and not marked.paused:
+                    await asyncio.sleep(marked.seconds)  # the bot's second is full until its oldest send leaves it
+                    let_go = loop.time()
                     marked = await asyncio.to_thread(self._mark_sending, lane, row)
-                if isinstance(marked, Hold):  # a 429 another process saw: this one waits it out too
-                    lane.pace.pause(marked.seconds, loop.time())
+                if isinstance(marked, Hold):  # too soon for the chat, or a 429 another process saw
+                    lane.pace.hold(row.chat_id, marked, loop.time())
                     marked = False
                 elif not marked:
                     return  # the lease ran out and another worker took the row
@@ -402,26 +413,28 @@ class Delivery:
                 external_id = await lane.sender.send(row.chat_id, row.message, row.id)
             except RateLimited as error:
                 lane.pace.pause(error.retry_after, loop.time())
-                self.metrics.rate_limited.labels(lane.sender.platform).inc()
-                if lane.pace.shared is not None:  # every other process pauses too
+                if lane.pace.shared is not None:  # every other process pauses too, the sooner the better
                     await asyncio.to_thread(lane.pace.shared.pause, error.retry_after)
-                await asyncio.to_thread(self._retry, row.id, error.retry_after, str(error), False)
+                self.metrics.rate_limited.labels(lane.sender.platform).inc()
+                await asyncio.to_thread(self._retry, lane, row, error.retry_after, str(error), False)
             except Blocked as error:
                 self.metrics.failed.labels(lane.sender.platform).inc()
-                await asyncio.to_thread(self._blocked, lane.sender.platform, row, str(error))
+                await asyncio.to_thread(self._blocked, lane, row, str(error))
             except Refused as error:
                 self.metrics.failed.labels(lane.sender.platform).inc()
-                await asyncio.to_thread(self._fail, row.id, str(error))
+                await asyncio.to_thread(self._fail, lane, row, str(error))
             except Exception as error:  # Unavailable, or an adapter bug: both deserve another try
                 if not isinstance(error, Unavailable):
                     log.exception("sending outbox row %s failed", row.id)
-                retried = await asyncio.to_thread(self._retry, row.id, None, f"{type(error).__name__}: {error}", True)
+                retried = await asyncio.to_thread(self._retry, lane, row, None, f"{type(error).__name__}: {error}",
+                                                  True)
                 (self.metrics.retried if retried else self.metrics.failed).labels(lane.sender.platform).inc()
             else:
-                await asyncio.to_thread(self._sent, lane.sender.platform, row, external_id)
+                await asyncio.to_thread(self._sent, lane, row, external_id)
                 self.metrics.sent.labels(lane.sender.platform).inc()
                 log.info("outbox row sent", extra={"event": "outbox.sent", "platform": lane.sender.platform,
                                                    "outbox_id": row.id, "person_id": row.person_id})
+            lane.pace.measure(loop.time() - let_go)  # its end is recorded: the budget counted it this long
         finally:
             lane.busy.discard(row.chat_id)
             if len(lane.pace.chat_free_at) > 4 * self.in_flight:
@@ -527,42 +540,53 @@ class Delivery:
                 return False
             return True
 
-    def _sent(self, platform: str, row: Pending, external_id: str | None) -> None:
+    @staticmethod
+    def _ended(tx: Tx, lane: Lane, chat_id: str) -> None:
+        """A send to `chat_id` is over, whatever its answer: the shared budget counts it from now (PostgreSQL)."""
+        if lane.pace.shared is not None:
+            lane.pace.shared.finish(tx, chat_id)
+
+    def _sent(self, lane: Lane, row: Pending, external_id: str | None) -> None:
         """Record the send; a chat that takes a message again is reachable again."""
         with self.store.transaction() as tx:
+            self._ended(tx, lane, row.chat_id)
             tx.execute("UPDATE outbox SET status = 'sent', sent_at = ?, external_id = ?, attempts = attempts + 1 "
                        "WHERE id = ?", (tx.ts(self.clock()), external_id, row.id))
             tx.execute("UPDATE chatidentity SET unreachable = ? WHERE platform = ? AND chat_id = ? AND unreachable",
-                       (False, platform, row.chat_id))
+                       (False, lane.sender.platform, row.chat_id))
 
-    def _retry(self, outbox_id: int, after: float | None, error: str, counts: bool) -> bool:
+    def _retry(self, lane: Lane, row: Pending, after: float | None, error: str, counts: bool) -> bool:
         """Back to 'pending' for later: after the platform's retry-after, or an exponential backoff;
         False when the row has failed `max_attempts` times and is given up instead.
 
         Only failures count towards `max_attempts`; a 429 is the platform asking us to wait, not a failure.
         """
         with self.store.transaction() as tx:
-            attempts = tx.one("SELECT attempts FROM outbox WHERE id = ?", (outbox_id,))[0] + int(counts)
+            self._ended(tx, lane, row.chat_id)
+            attempts = tx.one("SELECT attempts FROM outbox WHERE id = ?", (row.id,))[0] + int(counts)
             if attempts >= self.max_attempts:
                 tx.execute("UPDATE outbox SET status = 'failed', attempts = ?, error = ? WHERE id = ?",
-                           (attempts, error, outbox_id))
+                           (attempts, error, row.id))
                 return False
             if after is None:  # 1 s, 2 s, 4 s … with jitter, so retries from many rows do not align
                 after = min(self.max_backoff, 2.0 ** (attempts - 1)) * random.uniform(0.8, 1.2)
             tx.execute("UPDATE outbox SET status = 'pending', claimed_by = NULL, attempts = ?, not_before = ?, "
                        "error = ? WHERE id = ?",
-                       (attempts, tx.ts(self.clock() + timedelta(seconds=after)), error, outbox_id))
+                       (attempts, tx.ts(self.clock() + timedelta(seconds=after)), error, row.id))
         return True
 
-    def _fail(self, outbox_id: int, error: str) -> None:
+    def _fail(self, lane: Lane, row: Pending, error: str) -> None:
         """The platform refused the row for good: keep why, never retry it."""
         with self.store.transaction() as tx:
+            self._ended(tx, lane, row.chat_id)
             tx.execute("UPDATE outbox SET status = 'failed', attempts = attempts + 1, error = ? WHERE id = ?",
-                       (error, outbox_id))
+                       (error, row.id))
 
-    def _blocked(self, platform: str, row: Pending, error: str) -> None:
+    def _blocked(self, lane: Lane, row: Pending, error: str) -> None:
         """Flag the chat unreachable and fail what waits for it: a blocked bot is never retried."""
+        platform = lane.sender.platform
         with self.store.transaction() as tx:
+            self._ended(tx, lane, row.chat_id)
             tx.execute("UPDATE chatidentity SET unreachable = ? WHERE platform = ? AND chat_id = ?",
                        (True, platform, row.chat_id))
             tx.execute("UPDATE outbox SET status = 'failed', attempts = attempts + 1, error = ? WHERE id = ?",
@@ -581,14 +605,14 @@ class Delivery:
                 try:
                     external_id = await lane.sender.find_sent(chat_id, outbox_id, claimed_at)
                 except CannotTell:
-                    await asyncio.to_thread(self._release, outbox_id, RESENT)
+                    await asyncio.to_thread(self._release, lane, outbox_id, chat_id, RESENT)
                 except DeliveryError as error:
                     log.warning("cannot check outbox row %s yet: %s", outbox_id, error)
                 else:
                     if external_id is None:
-                        await asyncio.to_thread(self._release, outbox_id, None)
+                        await asyncio.to_thread(self._release, lane, outbox_id, chat_id, None)
                     else:
-                        await asyncio.to_thread(self._confirm, outbox_id, external_id)
+                        await asyncio.to_thread(self._confirm, lane, outbox_id, chat_id, external_id)
         self.wake()
 
     def _orphans(self, platform: str) -> list[tuple[int, str, datetime]]:
@@ -613,14 +637,16 @@ class Delivery:
         return (host == socket.gethostname() and worker != self.worker and pid.isdigit()
                 and not _is_alive(int(pid)))
 
-    def _release(self, outbox_id: int, note: str | None) -> None:
-        """An orphaned 'sending' row goes back to 'pending', to be sent again."""
+    def _release(self, lane: Lane, outbox_id: int, chat_id: str, note: str | None) -> None:
+        """An orphaned 'sending' row goes back to 'pending', to be sent again; its send is over."""
         with self.store.transaction() as tx:
+            self._ended(tx, lane, chat_id)
             tx.execute("UPDATE outbox SET status = 'pending', claimed_by = NULL, error = COALESCE(?, error) "
                        "WHERE id = ? AND status = 'sending'", (note, outbox_id))
 
-    def _confirm(self, outbox_id: int, external_id: str) -> None:
+    def _confirm(self, lane: Lane, outbox_id: int, chat_id: str, external_id: str) -> None:
         """An orphaned 'sending' row that the platform shows as arrived is 'sent'."""
         with self.store.transaction() as tx:
+            self._ended(tx, lane, chat_id)
             tx.execute("UPDATE outbox SET status = 'sent', sent_at = ?, external_id = ?, attempts = attempts + 1 "
                        "WHERE id = ? AND status = 'sending'", (tx.ts(self.clock()), external_id, outbox_id))

@@ -292,8 +292,10 @@ class SendPace(SQLModel, table=True):
 
     One row per bot (`chat_id` "") and one per chat that got a message lately. Times are seconds
     since the epoch on the database's clock, the one clock every process shares: `next_slot` is the
-    bot's next send slot to hand out, `next_send` when a chat may get its next message (its last one
-    went a second and a bit before), `paused_until` the end of a 429's retry-after on the bot.
+    bot's next send slot to hand out, `next_send` when a chat may get its next message: a second after
+    its last send ended, or a minute on while that send is in flight (the rows less than a second past
+    the end of their send are the bot's sliding window), `paused_until` the end of a 429's retry-after
+    on the bot.
     """
 
     platform: str = Field(primary_key=True)
