@@ -3,7 +3,7 @@
 Students in a dozen time zones (both sides of the date line, half- and quarter-hour offsets) with
 assorted preferred times. Measured in a fresh process so the figures are the scheduler's own:
 
-- plan: `plan_week` writes every student's nudges for the week (one INSERT … SELECT);
+- plan: `plan_week` writes every student's nudges for the week (one INSERT … SELECT per 10,000 students);
 - claim: the week replayed hour by hour, each hour's due nudges claimed in batches of 2,000 as a
   sweep does (timed: the claiming statements; then, untimed, marked sent so they are not claimed
   again);
@@ -11,10 +11,12 @@ assorted preferred times. Measured in a fresh process so the figures are the sch
   opened through the conversation engine, the outbox row queued, the nudge marked sent).
 
 The peer, `../shared/bench/ptb_jobqueue.py`, schedules one in-memory JobQueue job per student in
-the same run. Last line: key=value figures.
+the same run (`--no-peer` leaves it out: at a million students it is not needed). The students are
+written by set-based SQL, so a million are seeded in seconds. Last line: key=value figures.
 
     python bench/nudges.py --students 100000
     python bench/nudges.py --students 100000 --database-url postgresql://postgres@127.0.0.1:5432/test
+    python bench/nudges.py --students 1000000 --no-peer --database-url postgresql://postgres@127.0.0.1:5432/test
 """
 
 from __future__ import annotations
@@ -44,32 +46,35 @@ PREFERRED = (None, "07:30", "15:30", "16:45", "19:00", "22:30")  # None: the def
 
 
 def seed(url: str, students: int) -> None:
-    """A school with `students` linked students in mixed zones, written in bulk with plain SQL."""
+    """A school with `students` linked students in mixed zones, written by set-based SQL (a million in seconds)."""
     from core.domain.db import make_engine, upgrade
     from core.domain.store import Store
 
     engine = make_engine(url)
     upgrade(engine)
     store = Store(engine)
-    ids = range(1, students + 1)
+    zones = ", ".join(f"({k}, '{zone}')" for k, zone in enumerate(ZONES))
+    preferred = ", ".join(f"({k}, {repr(at) if at else 'NULL'})" for k, at in enumerate(PREFERRED))
     with store.transaction() as tx:
         stamp = tx.ts(NOW)
 
-        def bulk(statement: str, rows: list[tuple]) -> None:
-            """One statement for many rows."""
-            tx.cursor.executemany(store.sql(statement), rows)
+        def numbered(statement: str, *params) -> None:
+            """`statement` (an INSERT … SELECT reading n from `numbers`) for n = 1 … students."""
+            tx.execute("WITH RECURSIVE numbers(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM numbers WHERE n < ?) "
+                       + statement, (students, *params))
 
         tx.execute("INSERT INTO school (id, sourced_id, name, timezone, locale) "
                    "VALUES (1, 's', 'Bench School', 'America/New_York', 'en')")
-        bulk("INSERT INTO person (id, sourced_id, school_id, role, given_name, family_name, timezone, status, "
-             "created_at, consent_at) VALUES (?, ?, 1, 'student', 'S', '', ?, 'active', ?, ?)",
-             [(n, f"p{n}", ZONES[n % len(ZONES)], stamp, stamp) for n in ids])
-        bulk("INSERT INTO learnerprofile (person_id, checkin_time, updated_at) VALUES (?, ?, ?)",
-             [(n, PREFERRED[(n // len(ZONES)) % len(PREFERRED)], stamp) for n in ids])
-        bulk("INSERT INTO chatidentity (id, platform, external_id, chat_id, person_id, failed_attempts, unreachable, "
-             "created_at) VALUES (?, 'bench', ?, ?, ?, 0, ?, ?)", [(n, str(n), str(n), n, False, stamp) for n in ids])
-        bulk("INSERT INTO conversation (person_id, answers, version, updated_at) VALUES (?, '{}', 0, ?)",
-             [(n, stamp) for n in ids])
+        numbered("INSERT INTO person (id, sourced_id, school_id, role, given_name, family_name, timezone, status, "
+                 "created_at, consent_at) SELECT n, 'p' || n, 1, 'student', 'S', '', z.column2, 'active', ?, ? "
+                 f"FROM numbers JOIN (VALUES {zones}) z ON z.column1 = n % {len(ZONES)}", stamp, stamp)
+        numbered("INSERT INTO learnerprofile (person_id, checkin_time, updated_at) SELECT n, t.column2, ? "
+                 f"FROM numbers JOIN (VALUES {preferred}) t ON t.column1 = (n / {len(ZONES)}) % {len(PREFERRED)}",
+                 stamp)
+        numbered("INSERT INTO chatidentity (id, platform, external_id, chat_id, person_id, failed_attempts, "
+                 "unreachable, created_at) SELECT n, 'bench', '' || n, '' || n, n, 0, ?, ? FROM numbers", False, stamp)
+        numbered("INSERT INTO conversation (person_id, answers, version, updated_at) SELECT n, '{}', 0, ? "
+                 "FROM numbers", stamp)
     with store.transaction() as tx:
         tx.execute("ANALYZE")  # a school's database has statistics; a freshly bulk-loaded one not yet
     engine.dispose()
@@ -153,6 +158,7 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=5000, help="nudges sent through the engine for send_per_s")
     parser.add_argument("--database-url", default=None,
                         help="a PostgreSQL URL to measure there (in a scratch schema); default: a SQLite file")
+    parser.add_argument("--no-peer", action="store_true", help="leave out python-telegram-bot's JobQueue")
     parser.add_argument("--measure", metavar="URL", help=argparse.SUPPRESS)  # the child process
     args = parser.parse_args()
     if args.measure:
@@ -168,7 +174,7 @@ def main() -> None:
     ours = figures_of(line)
     figures = {"students": args.students, "database": "postgresql" if args.database_url else "sqlite", **ours,
                "plan_claim_s": round(float(ours["plan_s"]) + float(ours["claim_s"]), 3)}
-    if PEER.exists():
+    if PEER.exists() and not args.no_peer:
         peer = subprocess.run([sys.executable, str(PEER), str(args.students)], capture_output=True, text=True,
                               check=True).stdout
         print(peer.strip(), flush=True)

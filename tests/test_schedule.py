@@ -286,6 +286,47 @@ def test_a_follow_up_due_while_the_server_was_down_waits_for_the_students_next_a
     assert outbox_per_student(engine)[student] == ["goals/ask_goal", "nudges/followup"]
 
 
+def test_a_claim_whose_worker_died_past_the_grace_window_is_skipped_as_stale(engine, now):
+    (student,) = add_students(engine, now, [None])
+    plan_week(engine, REGISTRY, MONDAY, now)
+    due = datetime(2026, 11, 23, 20, 30, tzinfo=UTC)
+    assert len(schedule.claim(Store(engine), due, "doomed", 10)) == 1  # then the worker dies
+    back_up = due + timedelta(hours=7)  # its claim lapsed, and the 6 h grace window with it
+    report = run_until_idle(engine, Engine(Store(engine), REGISTRY, clock=lambda: back_up), back_up, worker="fresh")
+    assert (report.stale, report.sent) == (1, 0)
+    assert nudge_rows(engine, student)["goals"] == ("skipped", "stale: missed its grace window")
+    assert outbox_per_student(engine) == {}
+
+
+def test_planning_a_chunk_of_people_at_a_time_misses_and_doubles_nobody(engine, now, monkeypatch):
+    students = add_students(engine, now, [None, "Pacific/Auckland", None, "Asia/Kolkata", None])
+    monkeypatch.setattr(schedule, "PLAN_CHUNK", 2)  # three statements: two, two and one student
+    assert plan_week(engine, REGISTRY, MONDAY, now) == 10
+    assert plan_week(engine, REGISTRY, MONDAY, now) == 0
+    with engine.connect() as db:
+        per_student = dict(db.execute(text("SELECT person_id, COUNT(*) FROM nudge GROUP BY person_id")).all())
+    assert per_student == {student: 2 for student in students}
+
+
+def test_the_sweep_reads_only_the_nudges_in_flight_not_the_sent_history(engine, now):
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL chooses its plans from statistics a test database does not have")
+    add_students(engine, now, [None])
+    plan_week(engine, REGISTRY, MONDAY, now)
+    stamp = now.isoformat(" ")
+    with engine.connect() as db:
+        def plan(statement: str, params: tuple) -> str:
+            """SQLite's query plan for `statement`, as one line."""
+            return " ".join(row[-1] for row in db.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params))
+
+        for waiting, order, index in ((schedule.PLANNED_DUE, "due_at", "ix_nudge_planned_due_at"),
+                                      (schedule.CLAIM_LAPSED, "claimed_at", "ix_nudge_claimed_at")):
+            claim = schedule.CLAIM.format(waiting=waiting, order=order, limit=10, lock="")
+            assert f"USING INDEX {index}" in plan(claim, ("w1", stamp, stamp, stamp))
+        followups = plan(schedule.FOLLOWUP_QUERY.format(limit=10), (False, stamp))
+        assert "SEARCH n USING INDEX ix_nudge_followup_due_at" in followups
+
+
 def test_apscheduler_only_wakes_the_sweeps(engine, now):
     from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -361,19 +402,19 @@ def test_the_schedule_explains_itself(engine, now):
 
 
 class CrashingEngine(Engine):
-    """A conversation engine whose worker dies right after the n-th flow was committed."""
+    """A conversation engine whose worker dies right after the batch that opened the n-th flow was committed."""
 
     def __init__(self, *args, crash_after: int, **kwargs):
         """`crash_after`: how many flows open before the worker dies."""
         super().__init__(*args, **kwargs)
         self.left = crash_after
 
-    def handle(self, inbound, priority=0):
-        """Handle the event (committed), then die on the n-th."""
-        queued = super().handle(inbound, priority)
-        self.left -= 1
-        if self.left == 0:
-            raise KeyboardInterrupt("worker killed")  # after the commit, before the nudge is marked sent
+    def handle_many(self, events, bots=(), priority=0):
+        """Handle the batch (committed), then die once the n-th flow is among those opened."""
+        queued = super().handle_many(events, bots, priority)
+        self.left -= len(events)
+        if self.left <= 0:
+            raise KeyboardInterrupt("worker killed")  # after the commit, before the nudges are marked sent
         return queued
 
 
@@ -415,11 +456,17 @@ class FlakyEngine(Engine):
         super().__init__(*args, **kwargs)
         self.broken = broken
 
-    def handle(self, inbound, priority=0):
+    def handle(self, inbound, priority=0, bot=""):
         """Fail for the broken account, as a bug or a lost connection would."""
         if inbound.sender == self.broken:
             raise RuntimeError("database went away")
-        return super().handle(inbound, priority)
+        return super().handle(inbound, priority, bot)
+
+    def handle_many(self, events, bots=(), priority=0):
+        """A batch with the broken account in it fails as a whole."""
+        if any(inbound.sender == self.broken for inbound in events):
+            raise RuntimeError("database went away")
+        return super().handle_many(events, bots, priority)
 
 
 def test_one_failing_nudge_holds_up_nobody_and_is_tried_again(engine, now):

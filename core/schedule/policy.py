@@ -66,6 +66,9 @@ class NudgeStatus(StrEnum):
 
 
 NUDGE_PRIORITY = 1  # outbox order: replies to students (0) go out before nudges
+# The nudges in flight, each status written out so a statement that names it walks its partial index.
+PLANNED = "status = 'planned'"
+CLAIMED = "status = 'claimed'"
 
 # The policy's own school settings (features add the day of each of their triggers).
 SETTINGS = (
@@ -84,7 +87,9 @@ class Nudge(SQLModel, table=True):
 
     __table_args__ = (
         UniqueConstraint("person_id", "kind", "occasion"),
-        Index("ix_nudge_status_due_at", "status", "due_at"),
+        # Only the nudges in flight: a claim walks the planned ones by due time, a lapsed claim is found by its time.
+        Index("ix_nudge_planned_due_at", "due_at", sqlite_where=text(PLANNED), postgresql_where=text(PLANNED)),
+        Index("ix_nudge_claimed_at", "claimed_at", sqlite_where=text(CLAIMED), postgresql_where=text(CLAIMED)),
         # Only sent nudges still waiting for an answer have one: a partial index stays small.
         Index("ix_nudge_followup_due_at", "followup_due_at", sqlite_where=text("followup_due_at IS NOT NULL"),
               postgresql_where=text("followup_due_at IS NOT NULL")),
@@ -596,10 +601,13 @@ PLAN_PERSONAL_STATUS = ("CASE WHEN st.status <> 'active' THEN 'skipped' "
 PLAN_PERSONAL_REASON = ("CASE WHEN st.status <> 'active' THEN st.status "
                         "WHEN t.pausable AND st.paused_until > t.local_day THEN 'paused until ' || st.paused_until "
                         "ELSE t.reason END")
+# People per INSERT: each statement's unique-index and person pages stay in the database's cache, while
+# its rows, in due order, still land in runs a claim reads together.
+PLAN_CHUNK = 10_000
 PLAN_INSERT = f"""
 INSERT INTO nudge (person_id, kind, occasion, due_at, expires_at, status, reason, created_at)
 SELECT st.id, t.kind, t.occasion, t.due_at, t.expires_at, {PLAN_PERSONAL_STATUS}, {PLAN_PERSONAL_REASON}, ?
-FROM ({{people}}) st
+FROM ({{people}} AND p.id >= ? AND p.id < ?) st
 JOIN plan_slot t ON t.school_id = st.school_id AND t.zone = st.zone AND t.preferred = st.preferred{{chosen}}
 WHERE TRUE -- without a WHERE, SQLite would read ON CONFLICT as part of the join
 ORDER BY t.due_at
@@ -635,9 +643,9 @@ def plan_week(database: SQLEngine | Store, registry: Registry, week_start: date,
     """Plan (or re-plan) everyone's nudges for the week starting on Monday `week_start`.
 
     People who share a school, time zone, preferred time and chosen times share a schedule: it
-    is computed once per group in Python (`week_slots`), and one INSERT … SELECT per audience
-    (students; adults when a trigger is for them) writes the rows for all of them, in the order
-    they fall due, so each sweep's claims touch neighbouring pages. Rows already claimed or sent,
+    is computed once per group in Python (`week_slots`), and an INSERT … SELECT per audience
+    (students; adults when a trigger is for them) and chunk of `PLAN_CHUNK` people writes their
+    rows in the order they fall due, so each sweep's claims touch neighbouring pages. Rows already claimed or sent,
     and rows whose time and status did not change, are left alone. Returns the number of rows
     written.
     """
@@ -671,9 +679,14 @@ def plan_week(database: SQLEngine | Store, registry: Registry, week_start: date,
             if tx.postgres:
                 tx.execute("ANALYZE plan_slot")  # a temporary table has no statistics: the join would be a guess
             insert = PLAN_INSERT.format(people=people, chosen=" AND t.chosen = st.chosen" if audience.chosen else "")
-            written += tx.execute(insert, (tx.ts(now), *params)).rowcount
+            first, last = tx.one(f"SELECT MIN(id), MAX(id) FROM ({people}) k", params)
+            for low in range(first, last + 1, PLAN_CHUNK):
+                written += tx.execute(insert, (tx.ts(now), *params, low, low + PLAN_CHUNK)).rowcount
             tx.execute("DELETE FROM plan_slot")
-        if not tx.postgres:
+        if tx.postgres and written:
+            # A week's rows at once: until autovacuum's next pass the claims would be planned on old statistics.
+            tx.execute("ANALYZE nudge")
+        else:
             tx.execute("DROP TABLE plan_slot")
     return written
 
@@ -828,50 +841,55 @@ def sweep(database: SQLEngine | Store, conversation: "ConversationEngine", now: 
     report.stale = skip_stale(store, now, worker_id)
     with store.transaction() as tx:
         rules, calendars = load_rules(tx, conversation.registry), load_calendars(tx)
-    for due in load_due(store, claim(store, now, worker_id, limit)):
-        report.claimed += 1
-        try:
-            went = send(store, conversation, due, rules[due.school_id],
-                        calendars.get(due.school_id, SchoolCalendar()), now, worker_id)
-        except Exception:  # one student's failure must not hold up the others
-            LOG.exception("nudge %s failed; it is tried again when its claim lapses", due.id)
-            report.failed += 1
-            continue
-        report.sent += went
-        report.skipped += not went
+    outcomes = [decide(due, rules[due.school_id], now) for due in load_due(store, claim(store, now, worker_id, limit))]
+    report.claimed = len(outcomes)
+    failed = open_flows(conversation, [outcome for outcome in outcomes if outcome.opens], report)
+    # Stamped after the flows opened, so only the student's own answer moves the conversation past it.
+    sent_at = conversation.clock()
+    record(store, conversation.registry, [outcome for outcome in outcomes if outcome.due.id not in failed],
+           rules, calendars, sent_at, worker_id, now, report)
     follow_up(store, now, limit, rules, calendars, conversation.registry.menu, report)
     return report
 
 
+# What the sweep walks: planned rows by due time, claimed ones by claim time (their partial indexes).
+PLANNED_DUE = f"{PLANNED} AND due_at <= ?"
+CLAIM_LAPSED = f"{CLAIMED} AND claimed_at <= ?"
+
+
 def skip_stale(store: Store, now: datetime, worker_id: str) -> int:
-    """Nudges missed for longer than the grace window (the server was down) are skipped, never sent late in a burst."""
+    """Nudges missed for longer than the grace window (the server was down) are skipped, never sent late in a burst.
+
+    One statement per status, each with its status written out, so each walks its own partial index.
+    """
+    skipped = 0
     with store.transaction() as tx:
-        return tx.execute(
-            "UPDATE nudge SET status = 'skipped', reason = 'stale: missed its grace window', claimed_by = ?, "
-            "claimed_at = ? WHERE status IN ('planned', 'claimed') AND due_at <= ? AND expires_at <= ? "
-            "AND (status = 'planned' OR claimed_at <= ?)",  # due_at bounds the walk along (status, due_at)
-            (worker_id, tx.ts(now), tx.ts(now), tx.ts(now), tx.ts(now - CLAIM_LEASE))).rowcount
+        for waiting, bound in ((PLANNED_DUE, now), (CLAIM_LAPSED, now - CLAIM_LEASE)):
+            skipped += tx.execute(
+                "UPDATE nudge SET status = 'skipped', reason = 'stale: missed its grace window', claimed_by = ?, "
+                f"claimed_at = ? WHERE {waiting} AND expires_at <= ?",
+                (worker_id, tx.ts(now), tx.ts(bound), tx.ts(now))).rowcount
+    return skipped
 
 
 CLAIM = ("UPDATE nudge SET status = 'claimed', claimed_by = ?, claimed_at = ? WHERE id IN ("
-         "SELECT id FROM nudge WHERE status = ? AND due_at <= ? AND expires_at > ? {abandoned}"
-         "ORDER BY due_at LIMIT {limit}{lock}) RETURNING id")
+         "SELECT id FROM nudge WHERE {waiting} AND expires_at > ? ORDER BY {order} LIMIT {limit}{lock}) RETURNING id")
 
 
 def claim(store: Store, now: datetime, worker_id: str, limit: int) -> list[int]:
-    """Claim up to `limit` due nudges for `worker_id`, oldest first: first any whose worker died, then planned ones.
+    """Claim up to `limit` due nudges for `worker_id`: first any whose worker died, then planned ones, oldest first.
 
-    Two statements rather than one with OR: each walks the (status, due_at) index in order and stops at `limit`.
+    Two statements rather than one with OR: each walks its partial index in order and stops at `limit`.
     """
     lock = " FOR UPDATE SKIP LOCKED" if store.postgres else ""
     with store.transaction() as tx:
         claimed = [row[0] for row in tx.all(
-            CLAIM.format(abandoned="AND claimed_at <= ? ", limit=int(limit), lock=lock),
-            (worker_id, tx.ts(now), NudgeStatus.claimed, tx.ts(now), tx.ts(now), tx.ts(now - CLAIM_LEASE)))]
+            CLAIM.format(waiting=CLAIM_LAPSED, order="claimed_at", limit=int(limit), lock=lock),
+            (worker_id, tx.ts(now), tx.ts(now - CLAIM_LEASE), tx.ts(now)))]
         if len(claimed) < limit:
             claimed += [row[0] for row in tx.all(
-                CLAIM.format(abandoned="", limit=int(limit - len(claimed)), lock=lock),
-                (worker_id, tx.ts(now), NudgeStatus.planned, tx.ts(now), tx.ts(now)))]
+                CLAIM.format(waiting=PLANNED_DUE, order="due_at", limit=int(limit - len(claimed)), lock=lock),
+                (worker_id, tx.ts(now), tx.ts(now), tx.ts(now)))]
     return claimed
 
 
@@ -884,13 +902,28 @@ def load_due(store: Store, claimed: list[int]) -> list[Due]:
     return sorted((_due_from_row(tx, row) for row in rows), key=lambda due: due.id)
 
 
-def send(store: Store, conversation: "ConversationEngine", due: Due, rules: Rules, calendar: SchoolCalendar,
-         now: datetime, worker_id: str) -> bool:
-    """Send one claimed nudge, or skip it when the person cannot be nudged now; True when it went.
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What becomes of one claimed nudge: sent (opening its flow or command, or as a plain message), skipped, or
+    planned again for the person's next good moment."""
 
-    Only the policy parts its trigger takes apply: a pause, arriving late into quiet hours, the follow-up.
-    Consent is asked of students (onboarding); adults come from the roster.
-    """
+    due: Due
+    status: str
+    parts: frozenset[str]  # the policy parts its trigger takes
+    zone: ZoneInfo  # the clock it goes by
+    reason: str | None = None
+    event: Inbound | None = None  # sent through the engine: the event that opens its flow or runs its command
+
+    @property
+    def opens(self) -> bool:
+        """Is it sent through the conversation engine?"""
+        return self.event is not None
+
+
+def decide(due: Due, rules: Rules, now: datetime) -> Outcome:
+    """Whether a claimed nudge goes now, is skipped, or waits; only the policy parts its trigger takes apply:
+    a pause, arriving late into quiet hours, the follow-up. Consent is asked of students (onboarding); adults
+    come from the roster."""
     trigger = rules.trigger(due.kind)
     parts = trigger.parts if trigger else ALL_PARTS
     zone = due.zone if Part.timezone in parts else rules.school_zone()
@@ -899,38 +932,87 @@ def send(store: Store, conversation: "ConversationEngine", due: Due, rules: Rule
                              due.platform is not None, due.consented or due.role != Role.student)
     late = _arrives_off_hours(rules, local) if Part.quiet_hours in parts and not reason else None
     if late and Part.grace not in parts:  # never stale, so not lost either: it waits for the next good moment
-        later = next_school_moment(rules, calendar, zone, due.preferred, now, parts)
-        with store.transaction() as tx:
-            tx.execute("UPDATE nudge SET status = 'planned', due_at = ?, claimed_by = NULL, claimed_at = NULL, "
-                       "reason = ? WHERE id = ? AND claimed_by = ? AND status = 'claimed'",
-                       (tx.ts(later), f"{late}: moved to {later.astimezone(zone):%a %d %b %H:%M}", due.id, worker_id))
-        return False
-    reason = reason or late
-    if reason:
-        with store.transaction() as tx:
-            tx.execute("UPDATE nudge SET status = 'skipped', reason = ? WHERE id = ? AND claimed_by = ? "
-                       "AND status = 'claimed'", (reason, due.id, worker_id))
-        return False
-    flow = trigger.flow if trigger else None
-    command = trigger.command if trigger else None
-    if flow or command:
-        # Its own transaction in the engine; the event id makes a retry after a crash change nothing.
-        conversation.handle(Inbound(due.platform, f"nudge:{due.id}", due.external_id, due.chat_id, opens=flow,
-                                    payload=f"/{command}" if command else None), priority=NUDGE_PRIORITY)
-    # Stamped after the flow opened, so only the student's own answer moves the conversation past it.
-    sent_at = conversation.clock()
-    # One follow-up (then a flag) only for a trigger that takes it: without, nothing watches for an answer.
-    watch = followup_due(rules, calendar, zone, due.preferred, sent_at, parts) if Part.followup in parts else None
+        return Outcome(due, NudgeStatus.planned, parts, zone, late)
+    if reason or late:
+        return Outcome(due, NudgeStatus.skipped, parts, zone, reason or late)
+    flow, command = (trigger.flow, trigger.command) if trigger else (None, None)
+    event = (Inbound(due.platform, f"nudge:{due.id}", due.external_id, due.chat_id, opens=flow,
+                     payload=f"/{command}" if command else None) if flow or command else None)
+    return Outcome(due, NudgeStatus.sent, parts, zone, event=event)
+
+
+def open_flows(conversation: "ConversationEngine", outcomes: list[Outcome], report: SweepReport) -> set[int]:
+    """Open the nudges' flows through the engine in one batch, one commit (the event ids make a retry after a
+    crash change nothing); returns the ids of the nudges that failed, left claimed to be tried again.
+
+    When the batch fails (a nudge failed in it and again alone), each is opened alone: those the batch
+    committed are no-ops, and the one that fails is found without holding up the others.
+    """
+    try:
+        conversation.handle_many([outcome.event for outcome in outcomes], priority=NUDGE_PRIORITY)
+        return set()
+    except Exception:
+        LOG.warning("a batch of %s nudges failed; opening them one by one", len(outcomes))
+    failed = set()
+    for outcome in outcomes:
+        try:
+            conversation.handle(outcome.event, priority=NUDGE_PRIORITY)
+        except Exception:  # one student's failure must not hold up the others
+            LOG.exception("nudge %s failed; it is tried again when its claim lapses", outcome.due.id)
+            failed.add(outcome.due.id)
+    report.failed += len(failed)
+    return failed
+
+
+MARK_SENT = ("UPDATE nudge SET status = 'sent', sent_at = ?, followup_due_at = ? WHERE id = ? AND claimed_by = ? "
+             "AND status = 'claimed'")
+
+
+def record(store: Store, registry: Registry, outcomes: list[Outcome], rules: dict[int, Rules],
+           calendars: dict[int, SchoolCalendar], sent_at: datetime, worker_id: str, now: datetime,
+           report: SweepReport) -> None:
+    """Write what became of a sweep's nudges in one transaction (one commit, not one per nudge).
+
+    Each row changes only while this worker still holds its claim; a plain nudge's message is queued
+    with its row. A worker that dies before this leaves its flows opened and its rows claimed: the
+    next worker opens them again as no-ops (their event ids) and records them.
+    """
+    opened = []
     with store.transaction() as tx:
-        marked = tx.execute(
-            "UPDATE nudge SET status = 'sent', sent_at = ?, followup_due_at = ? WHERE id = ? AND claimed_by = ? "
-            "AND status = 'claimed'",
-            (tx.ts(sent_at), tx.ts(watch) if watch else None, due.id, worker_id)).rowcount
-        if marked and not (flow or command):
-            tx.enqueue(due.person_id, due.platform, due.chat_id, due.locale,
-                       Outbound(f"{due.kind}/nudge", {"name": due.given_name}, conversation.registry.menu(due.role)),
-                       now, priority=NUDGE_PRIORITY)
-    return bool(marked)
+        for outcome in outcomes:
+            due, school = outcome.due, rules[outcome.due.school_id]
+            calendar = calendars.get(due.school_id, SchoolCalendar())
+            if outcome.status == NudgeStatus.planned:
+                later = next_school_moment(school, calendar, outcome.zone, due.preferred, now, outcome.parts)
+                tx.execute("UPDATE nudge SET status = 'planned', due_at = ?, claimed_by = NULL, claimed_at = NULL, "
+                           "reason = ? WHERE id = ? AND claimed_by = ? AND status = 'claimed'",
+                           (tx.ts(later), f"{outcome.reason}: moved to {later.astimezone(outcome.zone):%a %d %b %H:%M}",
+                            due.id, worker_id))
+                report.skipped += 1
+                continue
+            if outcome.status == NudgeStatus.skipped:
+                tx.execute("UPDATE nudge SET status = 'skipped', reason = ? WHERE id = ? AND claimed_by = ? "
+                           "AND status = 'claimed'", (outcome.reason, due.id, worker_id))
+                report.skipped += 1
+                continue
+            # One follow-up (then a flag) only for a trigger that takes it: without, nothing watches for an answer.
+            watch = (followup_due(school, calendar, outcome.zone, due.preferred, sent_at, outcome.parts)
+                     if Part.followup in outcome.parts else None)
+            row = (tx.ts(sent_at), tx.ts(watch) if watch else None, due.id, worker_id)
+            if outcome.opens:
+                opened.append(row)
+                continue
+            marked = tx.execute(MARK_SENT, row).rowcount
+            if marked:
+                tx.enqueue(due.person_id, due.platform, due.chat_id, due.locale,
+                           Outbound(f"{due.kind}/nudge", {"name": due.given_name}, registry.menu(due.role)),
+                           now, priority=NUDGE_PRIORITY)
+            report.sent += marked
+            report.skipped += not marked
+        if opened:  # one statement for many rows: PostgreSQL pipelines them instead of a round trip each
+            tx.cursor.executemany(store.sql(MARK_SENT), opened)
+            report.sent += tx.cursor.rowcount
+            report.skipped += len(opened) - tx.cursor.rowcount
 
 
 def _arrives_off_hours(rules: Rules, local: datetime) -> str | None:
@@ -985,7 +1067,7 @@ def follow_up(store: Store, now: datetime, limit: int, rules: dict[int, Rules], 
               menu: Callable[[str], tuple[Button, ...]], report: SweepReport) -> None:
     """One follow-up for a person who has not answered, then a flag for the adviser; answered ones are left alone.
 
-    Only nudges whose trigger takes the follow-up are watched (`send` sets no follow-up time for the others);
+    Only nudges whose trigger takes the follow-up are watched (`record` sets no follow-up time for the others);
     `menu(role)` gives the follow-up's buttons.
 
     A batch is locked, decided, queued and updated in one transaction: exactly once, with any number of workers.
