@@ -5,7 +5,7 @@ its rows under a hidden rowid plus a separate index for the key: two b-trees wri
 `WITHOUT ROWID` stores the rows in the key's b-tree alone. PostgreSQL has no rowid: unchanged.
 
 Revision ID: 0020
-Revises: 0019
+Revises: 0017
 Create Date: 2026-12-02 18:20:00
 """
 from alembic import op
@@ -14,7 +14,7 @@ import sqlmodel
 
 
 revision = '0020'
-down_revision = '0019'
+down_revision = '0017'
 branch_labels = None
 depends_on = None
 
