@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 STUDENTS = frozenset({Role.student})
 ADULTS = frozenset({Role.adviser, Role.counselor, Role.admin})
+ADVISERS = frozenset({Role.adviser})  # the adults with an advisory group of their own
 EVERYONE = STUDENTS | ADULTS
 
 

@@ -33,7 +33,7 @@ from core.domain.messages import Button
 from core.domain.models import CalendarKind, GoalStatus, utcnow
 from core.domain.store import Tx, as_moment
 from core.engine.flow import END, NEXT, Answers, Choice, Each, Flow, Invalid, Step, Text, Turn
-from core.engine.registry import ADULTS, Command, Concern, Feature, Highlight, Reason, Trigger, When
+from core.engine.registry import ADVISERS, Command, Concern, Feature, Highlight, Reason, Trigger, When
 from core.schedule import policy
 
 if TYPE_CHECKING:
@@ -440,7 +440,7 @@ FEATURE = Feature(
     "reflection",
     flows=(REFLECTION_FLOW,),
     commands=(Command("reflect", flow="report_card", menu=4),
-              Command("askreflect", run=ask_advisees, roles=ADULTS, menu=2)),
+              Command("askreflect", run=ask_advisees, roles=ADVISERS, menu=2)),
     triggers=(Trigger("report_card", when=When.calendar, after=CalendarKind.grading_period, flow="report_card",
                       takes_day=True),
               Trigger("report_card_asked", when=When.on_demand, flow="report_card")),

@@ -29,7 +29,7 @@ from core.domain.models import DEFAULT_LOCALE, Role
 from core.domain.settings import Clock, Key, SettingsCatalog, Weekday
 from core.domain.store import Tx
 from core.engine.flow import END, Answers, Choice, Flow, Step, Text, TimeOfDay, Turn
-from core.engine.registry import ADULTS, Command, Feature, Form, Part, Trigger, When
+from core.engine.registry import ADULTS, ADVISERS, Command, Feature, Form, Part, Trigger, When
 from core.features.advisers import figures
 from core.features.advisers.digest import compose, follow_up_button, keep_chart, with_chart
 from core.features.advisers.triage import CONCERNS, HIGHLIGHTS, Entry, reasons_of, record_follow_up
@@ -46,7 +46,6 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 OFF = "off"
 LIST_PAGE = 12  # students per message of the advisees list: within every chat's limit even when each has a request
 GROUPS_PAGE = 6  # advisory groups per message of the figures: about 2,000 characters, within every chat's limit
-ADVISERS = frozenset({Role.adviser})
 FIGURES_ROLES = frozenset(role for role, (_, views) in access.SCOPES.items() if access.View.figures in views)
 SETTINGS_FORM = "digest_settings"  # the form behind Slack's App Home settings modal
 SETTINGS_KEYS = (Key(DIGEST_DAY, Weekday(), 0, "the advisers' weekly digest: the school's default day (or off)"),
@@ -272,11 +271,11 @@ def save_settings_form(engine: "Engine", turn: Turn, values: dict) -> None:
 FEATURE = Feature(
     "adviser",
     flows=(NOTE_FLOW, SETTINGS_FLOW),
-    commands=(Command("students", run=list_students, roles=ADULTS, menu=1),
+    commands=(Command("students", run=list_students, roles=ADVISERS, menu=1),
               Command("home", run=show_home, roles=ADULTS, listed=False, home=True),
               Command("student", run=show_summary, roles=ADULTS, menu=2),
-              Command("digest", run=send_digest, roles=ADULTS, menu=3),
-              Command("settings", flow="adviser_settings", roles=ADULTS, menu=4),
+              Command("digest", run=send_digest, roles=ADVISERS, menu=3),
+              Command("settings", flow="adviser_settings", roles=ADVISERS, menu=4),
               Command("figures", run=show_figures, roles=FIGURES_ROLES, menu=5),
               Command("alerts", run=list_alerts, roles=ADULTS, menu=6),
               Command("followedup", run=followed_up, roles=ADULTS, listed=False)),
@@ -284,7 +283,7 @@ FEATURE = Feature(
                       parts=frozenset({Part.timezone, Part.pauses})),),
     settings=SETTINGS_KEYS,
     forms=(Form(SETTINGS_FORM, values=settings_form_values, errors=settings_form_errors, save=save_settings_form,
-                roles=ADULTS),),
+                roles=ADVISERS),),
     concerns=CONCERNS,
     highlights=HIGHLIGHTS,
     person_tables=("followup",),

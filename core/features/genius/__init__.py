@@ -28,7 +28,7 @@ from core.domain.models import CalendarKind, Role
 from core.domain.settings import Kind, Key, SettingError, SettingsCatalog, Weekday
 from core.engine.flow import (END, Answers, Choice, Day, Expect, Flow, Invalid, Step, SubFlow, Text, Turn, WaitFor,
                               plain)
-from core.engine.registry import ADULTS, Command, Concern, DigestSection, Feature, Highlight, Reason, Trigger
+from core.engine.registry import ADULTS, ADVISERS, Command, Concern, DigestSection, Feature, Highlight, Reason, Trigger
 from core.features.genius import records
 from core.features.genius.pitch import cues_of, quick_search
 from core.features.genius.records import Approval, Stage
@@ -801,7 +801,7 @@ FEATURE = Feature(
     "genius",
     flows=(PITCH_FLOW, FEEDBACK_FLOW, PLAN_FLOW, CHECKIN_FLOW, PRODUCT_FLOW, REFLECTION_FLOW, DROP_FLOW),
     commands=(Command("project", run=show_project, menu=4),
-              Command("projects", run=list_projects, roles=ADULTS, menu=3),
+              Command("projects", run=list_projects, roles=ADVISERS, menu=3),
               Command("pitchok", run=approve_pitch, roles=ADULTS, listed=False),
               Command("pitchfix", run=ask_for_changes, roles=ADULTS, listed=False)),
     triggers=(Trigger("project_checkin", day="genius_hour_day", priority=3, flow=CHECKIN_FLOW.name,
