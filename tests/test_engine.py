@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+import math
 import threading
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import text
 
 from core.features import REGISTRY
 from core.engine.pipeline import Engine
-from core.domain.messages import Inbound
+from core.domain.messages import Inbound, Outbound
 from core.domain.store import Store
 from tests.helpers import Chat, enrol, play
 
@@ -290,3 +291,19 @@ def test_a_form_submitted_twice_is_saved_once(conversation, engine, now):
     for _ in range(2):
         conversation.submit_form("console", "eli", "form-1", "profile", {"aim": "doctor"})
     assert [t for t, _, _ in student.deliver()] == ["profile/saved"]
+
+
+def test_what_the_fast_json_cannot_write_is_kept_all_the_same(conversation, engine, now):
+    """A number past 64 bits a student typed, NaN, dates: orjson refuses the first two; they are stored anyway."""
+    chat = linked(conversation, engine, now)
+    with conversation.store.transaction() as tx:
+        sender = tx.sender(chat.platform, chat.user)
+        sender.answers = {"pages": 10 ** 30, "ratio": float("nan"), "due": date(2026, 11, 27)}
+        tx.save_conversation(sender, now)
+        tx.enqueue(sender.person_id, chat.platform, sender.chat_id, "en",
+                   Outbound("goals/saved", {"due": date(2026, 11, 27), "at": now}), now)
+    with conversation.store.transaction() as tx:
+        answers = tx.sender(chat.platform, chat.user).answers
+        context = json.loads(tx.one("SELECT context FROM outbox ORDER BY id DESC LIMIT 1")[0])
+    assert answers["pages"] == 10 ** 30 and math.isnan(answers["ratio"]) and answers["due"] == "2026-11-27"
+    assert context == {"due": "2026-11-27", "at": str(now)}  # as json.dumps(default=str) writes them
